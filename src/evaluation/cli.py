@@ -1,0 +1,212 @@
+"""The ``evaluation`` command line.
+
+Bad input prints one line naming the file and the key or line, and exits 2. A run that
+fails while executing exits 1 and keeps its executed notebook under ``reports/.failed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from evaluation import __version__, config
+from evaluation.errors import InputError, RunError
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return Path(args.database) if args.database else config.default_database()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Load police.uk street-level CSVs, folders or monthly zips into the database."""
+    from evaluation.data import database, policeuk
+
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.exists():
+            raise InputError(p, "no such file or folder")
+    con = database.connect(_db(args))
+    try:
+        report = policeuk.ingest(
+            paths, con, crosswalk=Path(args.crosswalk) if args.crosswalk else None
+        )
+    finally:
+        con.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_panel(args: argparse.Namespace) -> int:
+    """Export zero-filled counts: area, month, crime_type, count."""
+    from evaluation.data import database, panel
+    from evaluation.data.default import ensure_default_database, is_default
+
+    db = _db(args)
+    if is_default(db):
+        ensure_default_database(db)
+    if not db.exists():
+        raise InputError(db, "database not found; run `evaluation ingest` first")
+    con = database.connect(db, read_only=True)
+    try:
+        months = (args.start, args.end) if args.start or args.end else None
+        out = panel.export_panel(
+            con,
+            out=Path(args.out),
+            crime_types=args.crime_type or None,
+            months=months,
+            lookup=Path(args.lookup) if args.lookup else None,
+            lookup_key=args.lookup_key,
+            group_col=args.group,
+            population=Path(args.population) if args.population else None,
+        )
+    finally:
+        con.close()
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write the synthetic police.uk-format default data."""
+    from evaluation.data import synthetic
+
+    out = Path(args.out) if args.out else config.synthetic_dir()
+    generated = synthetic.generate(out, seed=args.seed)
+    print(f"wrote SYNTHETIC police.uk-format data to {generated.street_dir.parent}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one evaluation."""
+    from evaluation import runner
+
+    outcome = runner.run(args.params, output_dir=args.output_dir, database=args.database)
+    if not outcome.ok:
+        print(f"error: {args.params}: run failed: {outcome.error}", file=sys.stderr)
+        print(f"the executed notebook is kept in {_rel(outcome.report)}", file=sys.stderr)
+        return config.EXIT_RUN_FAILED
+    print(outcome.headline)
+    print(f"report: {_rel(outcome.report)} ({outcome.seconds:.1f} s)")
+    return 0
+
+
+def default_params() -> list[Path]:
+    """Every params file of the checkout."""
+    return sorted(config.params_dir().glob("*.yaml"))
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    """Run every params file (or those given), in parallel, and summarise."""
+    from tqdm import tqdm
+
+    from evaluation import runner
+    from evaluation.data.default import ensure_default_database
+
+    files = [Path(p) for p in args.params] or default_params()
+    if not files:
+        raise InputError(config.params_dir(), "no params files found")
+    ensure_default_database(Path(args.database) if args.database else None)
+    workers = max(1, min(args.jobs or os.cpu_count() or 1, len(files)))
+
+    def one(path: Path) -> runner.RunOutcome:
+        try:
+            return runner.run(path, database=args.database)
+        except InputError as err:
+            return runner.RunOutcome(path.stem, path, ok=False, seconds=0.0, error=str(err))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(
+            tqdm(pool.map(one, files), total=len(files), desc="evaluations", disable=args.quiet)
+        )
+    _summary(outcomes)
+    failed = [o for o in outcomes if not o.ok]
+    print(
+        f"\nreports are in {_rel(config.reports_dir())}/<name>/ (report.html, results.json, figures)"
+    )
+    return 1 if failed else 0
+
+
+def _summary(outcomes: Sequence[object]) -> None:
+    print(f"\n{'evaluation':<28} {'status':<7} {'time':>7}  headline")
+    for o in outcomes:
+        status = "ok" if o.ok else "FAILED"  # type: ignore[attr-defined]
+        text = o.headline if o.ok else o.error  # type: ignore[attr-defined]
+        print(f"{o.name:<28} {status:<7} {o.seconds:>6.1f}s  {text}")  # type: ignore[attr-defined]
+
+
+def _rel(path: Path) -> str:
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:  # another drive
+        return str(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="evaluation",
+        description="Evaluate community-safety interventions on recorded crime.",
+    )
+    parser.add_argument("--version", action="version", version=f"evaluation {__version__}")
+    parser.add_argument("--database", help="DuckDB file (default: data/evaluation.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    # --database is accepted before or after the subcommand
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    p = sub.add_parser(
+        "ingest", parents=[common], help="load police.uk street CSVs, folders or monthly zips"
+    )
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--crosswalk", help="LSOA 2011 -> 2021 crosswalk CSV")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "panel", parents=[common], help="export zero-filled counts as area,month,crime_type,count"
+    )
+    p.add_argument("--out", required=True)
+    p.add_argument("--crime-type", action="append", help="repeat to keep several")
+    p.add_argument("--start", help="first month, YYYY-MM")
+    p.add_argument("--end", help="last month, YYYY-MM")
+    p.add_argument("--lookup", help="CSV mapping LSOA codes to groups")
+    p.add_argument("--lookup-key", default="lsoa11_code")
+    p.add_argument("--group", help="lookup column to group LSOAs by (e.g. ward)")
+    p.add_argument("--population", help="CSV of populations for offsets")
+    p.set_defaults(func=cmd_panel)
+
+    p = sub.add_parser("generate", parents=[common], help="write the synthetic default data")
+    p.add_argument("--out")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", parents=[common], help="run one evaluation")
+    p.add_argument("params")
+    p.add_argument("--output-dir")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("run-all", parents=[common], help="run every params/*.yaml (or those given)")
+    p.add_argument("params", nargs="*")
+    p.add_argument("--jobs", type=int, help="parallel runs (default: cores)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run_all)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, turn bad input into one line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(str(err), file=sys.stderr)
+        return config.EXIT_BAD_INPUT
+    except RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return config.EXIT_RUN_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Errors a user can fix, reported as one line naming the file and the key or line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad input: params, data or dates. The CLI prints ``str(err)`` and exits with 2.
+
+    Parameters
+    ----------
+    source
+        The file at fault (params file, CSV, archive).
+    message
+        What is wrong, in words an evaluator understands.
+    key
+        The params key (dotted, e.g. ``intervention.start``) at fault, if any.
+    line
+        The 1-based line in ``source`` at fault, if known.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | None,
+        message: str,
+        *,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.source = str(source) if source is not None else None
+        self.key = key
+        self.line = line
+        self.message = message
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """The one-line message: ``file:line: key: message``."""
+        where = self.source or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.key:
+            where += f": {self.key}"
+        return f"error: {where}: {self.message}"
+
+
+class RunError(Exception):
+    """An evaluation failed while executing; the executed notebook shows where."""

@@ -1,0 +1,45 @@
+"""Workflows: validated params in, :class:`~evaluation.results.EvaluationResults` out.
+
+One module per design; the registry maps the params ``design`` key to the module's
+``prepare`` (checks data, raises :class:`~evaluation.errors.InputError`) and ``run``.
+A new design adds one module here and one entry below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+from evaluation.results import EvaluationResults
+from evaluation.workflows.common import RunContext
+
+#: design key -> module under evaluation.workflows
+REGISTRY: dict[str, str] = {
+    "its": "its",
+    "did": "did",
+    "staggered_did": "staggered",
+}
+
+#: design key -> the notebook that runs it
+NOTEBOOKS: dict[str, str] = {
+    "its": "its.ipynb",
+    "did": "did.ipynb",
+    "staggered_did": "staggered_did.ipynb",
+}
+
+
+def _module(design: str) -> Any:
+    return import_module(f"evaluation.workflows.{REGISTRY[design]}")
+
+
+def prepare(ctx: RunContext) -> Any:
+    """Load and check the data for ``ctx`` (fails fast on bad input)."""
+    prep: Callable[[RunContext], Any] = _module(ctx.params.design).prepare  # type: ignore[attr-defined]
+    return prep(ctx)
+
+
+def run(ctx: RunContext) -> EvaluationResults:
+    """Fit the design and return the results contract."""
+    fn: Callable[[RunContext], EvaluationResults] = _module(ctx.params.design).run  # type: ignore[attr-defined]
+    return fn(ctx)
