@@ -60,7 +60,7 @@ def estimates_table(results: EvaluationResults) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    cols = ["name", "estimate", "ci_low", "ci_high", "se", "p_value", "scale", "method"]
+    cols = ["name", "label", "estimate", "ci_low", "ci_high", "se", "p_value", "scale", "method"]
     if results.truth:
         table["truth"] = table["name"].map(results.truth)
         cols.insert(4, "truth")
@@ -87,6 +87,9 @@ def show(results: EvaluationResults, output_dir: str | Path | None = None) -> No
     lines += [f"- {n}" for n in results.notes]
     display(Markdown("\n".join(lines)))
     display(estimates_table(results).round(4))
+    for name, rows in results.tables.items():
+        display(Markdown(f"**{name.replace('_', ' ').capitalize()}**"))
+        display(pd.DataFrame(rows))
     if output_dir is not None:
         for name in results.figures:
             display(Image(filename=str(Path(output_dir) / name)))

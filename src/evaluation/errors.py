@@ -35,13 +35,22 @@ class InputError(Exception):
         super().__init__(self.format())
 
     def format(self) -> str:
-        """The one-line message: ``file:line: key: message``."""
-        where = self.source or "<input>"
+        """The one-line message: ``file:line: key: message``.
+
+        Always one line: line breaks inside a message (e.g. quoted from a parser) or a
+        file name are folded, so the command line prints exactly one line.
+        """
+        where = _escape_breaks(self.source or "<input>")
         if self.line is not None:
             where += f":{self.line}"
         if self.key:
-            where += f": {self.key}"
-        return f"error: {where}: {self.message}"
+            where += f": {_escape_breaks(self.key)}"
+        return f"error: {where}: {' '.join(str(self.message).split())}"
+
+
+def _escape_breaks(name: str) -> str:
+    """A name as one line: line breaks shown as ``\\n`` (file names are kept exact)."""
+    return name.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class RunError(Exception):

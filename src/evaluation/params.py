@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -53,8 +55,21 @@ def _as_month_start(value: Any) -> str:
 Month = Annotated[str, Field(description="a month: YYYY-MM or YYYY-MM-DD")]
 
 
+def _number(value: Any) -> Any:
+    """Numbers for float keys: true/false is not a number (pydantic would read it as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+#: A float key: ints and numeric text (YAML reads ``1e6`` as text) accepted, booleans not.
+Number = Annotated[float, Field(strict=False), BeforeValidator(_number)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no silent conversions (``true`` is not the integer 1, ``"3"`` not 3, bytes
+    # from a ``!!binary`` tag are not text); floats opt out through ``Number``
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataParams(_Strict):
@@ -107,6 +122,12 @@ class DataParams(_Strict):
             raise ValueError("give data.crime_types (police.uk data) or data.csv (a tidy CSV)")
         return self
 
+    @model_validator(mode="after")
+    def _window_in_order(self) -> DataParams:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"data.end is before data.start ({self.end[:7]} < {self.start[:7]})")
+        return self
+
     @property
     def is_csv(self) -> bool:
         """True when the data are a tidy CSV rather than police.uk counts."""
@@ -137,19 +158,19 @@ class CheckParams(_Strict):
 class InterventionParams(_Strict):
     """When and where the intervention happened."""
 
-    start: str | None = None
-    end: str | None = None
-    phase_in: int = Field(0, ge=0, le=24)
+    start: str | int | None = None  # a month, or an integer period for generic panels
+    end: str | int | None = None
+    phase_in: int = Field(default=0, ge=0, le=24)
     treated: list[str] | None = None
     starts: dict[str, str] | None = None  # staggered: area -> start month
     group: str | None = None  # repeated cross-sections: 0/1 treated-group column
     post: str | None = None  # repeated cross-sections: 0/1 post column
     treatment: str | None = None  # a 0/1 treatment column in the CSV
-    cost_gbp: float | None = Field(None, ge=0)
+    cost_gbp: Number | None = Field(default=None, ge=0)
 
     @field_validator("start", "end", mode="before")
     @classmethod
-    def _month(cls, v: Any) -> str | None:
+    def _month(cls, v: Any) -> str | int | None:
         if v is None or isinstance(v, int) and not isinstance(v, bool):
             return v  # integer periods for generic panels
         return _as_month_start(v)
@@ -169,14 +190,14 @@ class ModelParams(_Strict):
     seasonality: str = "fourier:2"
     slope_change: bool = True
     se: Literal["hac", "model"] = "hac"
-    hac_lags: int | None = Field(None, ge=0, le=36)
+    hac_lags: int | None = Field(default=None, ge=0, le=36)
     interruptions: Literal["welsh_covid", "none"] = "welsh_covid"
-    level: float = Field(config.DEFAULT_LEVEL, gt=0.5, lt=1)
+    level: Number = Field(default=config.DEFAULT_LEVEL, gt=0.5, lt=1)
     inference: Literal["auto", "cr1", "wild_bootstrap", "randomization", "conventional"] = "auto"
-    replications: int = Field(9999, ge=99, le=1_000_000)
+    replications: int = Field(default=9999, ge=99, le=1_000_000)
     seed: int = config.DEFAULT_SEED
     control_group: Literal["never_treated", "not_yet_treated"] = "never_treated"
-    event_window: tuple[int, int] = (-12, 24)
+    event_window: tuple[int, int] = Field(default=(-12, 24), strict=False)  # YAML: a list
 
     @field_validator("seasonality")
     @classmethod
@@ -191,7 +212,7 @@ class ComparisonParams(_Strict):
 
     areas: list[str] | None = None
     method: Literal["listed", "matched", "all"] = "matched"
-    n: int = Field(8, ge=1, le=500)
+    n: int = Field(default=8, ge=1, le=500)
     exclude: list[str] = Field(default_factory=list)
 
 
@@ -243,10 +264,34 @@ class StaggeredParams(BaseParams):
     buffer: BufferParams = BufferParams()
 
 
-Params = Annotated[ItsParams | DidParams | StaggeredParams, Field(discriminator="design")]
+class ProfileSpec(_Strict):
+    """A scrutiny profile: two 12-month comparison years and how areas are grouped."""
+
+    years: tuple[str, str]  # first months of the two 12-month years, e.g. 2019-04, 2020-04
+    area_level: str = "sector"
+    top_n: int = Field(5, ge=1, le=50)
+
+    @field_validator("years", mode="before")
+    @classmethod
+    def _months(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return tuple(_as_month_start(s) for s in v)
+        return v
+
+
+class ProfileParams(BaseParams):
+    """A descriptive profile of recorded crime (no causal design)."""
+
+    design: Literal["profile"]
+    profile: ProfileSpec
+
+
+Params = Annotated[
+    ItsParams | DidParams | StaggeredParams | ProfileParams, Field(discriminator="design")
+]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Params)
 
-DESIGNS = ("its", "did", "staggered_did")
+DESIGNS = ("its", "did", "staggered_did", "profile")
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -270,28 +315,45 @@ class _SafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: A params file is a page of YAML; anything bigger is not one (and is not read whole).
+MAX_PARAMS_BYTES = 1 << 20
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError(path, "params file not found")
+    if path.is_dir():
+        raise InputError(path, "params path is a folder, not a YAML file")
     if not path.is_file():
-        raise InputError(path, "params path is not a file")
+        raise InputError(path, "params path is not a regular file (a device or a pipe?)")
     try:
+        if path.stat().st_size > MAX_PARAMS_BYTES:
+            raise InputError(path, f"too large for a params file (over {MAX_PARAMS_BYTES} bytes)")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise InputError(path, f"not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read the params file: {err.strerror or err}") from None
     try:
         payload = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else None
         raise InputError(path, f"invalid YAML: {err.problem}", line=line) from None
+    except yaml.reader.ReaderError as err:  # a character YAML refuses, e.g. a NUL byte
+        line = text[: err.position].count("\n") + 1
+        raise InputError(
+            path, f"invalid YAML: {err.reason} (#x{err.character:04x})", line=line
+        ) from None
     except yaml.YAMLError as err:
         raise InputError(path, f"invalid YAML: {err}") from None
+    except RecursionError:
+        raise InputError(path, "invalid YAML: nested too deeply") from None
     if not isinstance(payload, dict):
         raise InputError(path, "params must be a mapping of keys to values")
     return payload
 
 
-def _error_key(err: dict[str, Any]) -> str:
+def _error_key(err: Mapping[str, Any]) -> str:
     parts = [str(p) for p in err.get("loc", ()) if not str(p).endswith("Params")]
     # pydantic puts the discriminator's tag first ("its.data.csv"): drop it
     if parts and parts[0] in DESIGNS:
@@ -299,7 +361,7 @@ def _error_key(err: dict[str, Any]) -> str:
     return ".".join(parts) or "<root>"
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         return "unknown key"
@@ -309,6 +371,10 @@ def _message(err: dict[str, Any]) -> str:
         return f"unknown design; expected one of: {', '.join(DESIGNS)}"
     if kind == "union_tag_not_found":
         return f"required key 'design' is missing; expected one of: {', '.join(DESIGNS)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "expected a mapping of keys to values"
+    if kind in ("list_type", "tuple_type"):
+        return "expected a list, e.g. [a, b]"
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
 

@@ -28,6 +28,7 @@ Scale = Literal[
     "rate_ratio_per_period",  # exp(slope) of a log-link trend: change per month
     "count",  # crimes (e.g. cumulative crimes prevented, ATT in counts)
     "count_per_period",  # additive slope of a Gaussian model
+    "count_per_area_period",  # DiD effect in counts: crimes per treated area per month
     "rate",  # crimes per 1,000 population
     "level",  # any other additive outcome (e.g. house prices)
     "proportion",  # 0..1

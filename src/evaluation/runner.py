@@ -10,16 +10,35 @@ A run first validates the params and the data in-process, so bad input exits 2 w
 nothing written. It then executes the notebook into a fresh run folder; only when the
 notebook, ``results.json``, the figures and the HTML report are all there does the
 symlink move. A run killed at any moment therefore leaves the previous report in place.
+
+Errors while checking the input: an :class:`InputError` (bad params or data, including
+unreadable files, which the data layer wraps with the file's name) is one line and exit
+2. Any other exception there is a bug, not the evaluator's fault: it becomes a one-line
+:class:`RunError` (exit 1) naming the params file and the exception, still with nothing
+written; ``EVALUATION_DEBUG=1`` re-raises it with its traceback.
+
+Staging folders: each run holds an exclusive ``flock`` on ``.runs/.<run>.lock`` while it
+lives (the kernel releases it when the process dies, even by SIGKILL). After a successful
+swap the run removes this evaluation's older run folders that are not the published one and
+whose lock nobody holds: leftovers of killed runs, or of a swap killed before it removed
+the previous run. Swaps and this clean-up take ``.runs/.<name>.publish.lock``, so two runs
+of the same evaluation never remove each other's folders.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from evaluation import api, config, workflows
 from evaluation.errors import InputError, RunError
@@ -28,6 +47,9 @@ from evaluation.results import read_results
 
 RUNS = ".runs"
 FAILED = ".failed"
+#: Set to re-raise unexpected errors met while checking the input, with their traceback.
+DEBUG_ENV = "EVALUATION_DEBUG"
+_RUN_ID = r"\d{8}T\d{6}-[0-9a-f]{6}"
 
 
 @dataclass(frozen=True)
@@ -124,33 +146,35 @@ def run(
     started = time.perf_counter()
     params_path = Path(params_path).resolve()
     db = Path(database).resolve() if database else None
-    params = load_params(params_path)
-    validate(params_path, db)
+    params = _checked(params_path, db)
+    notebook = notebook_for(params.design)
     # abspath, not resolve: the target is a symlink whose old run must not be followed
     target = (
         Path(os.path.abspath(output_dir)) if output_dir else config.reports_dir() / params_path.stem
     )
     runs = target.parent / RUNS
     runs.mkdir(parents=True, exist_ok=True)
-    run_dir = runs / f"{target.name}-{_run_id()}"
-    run_dir.mkdir()
     os.environ.setdefault("EVALUATION_HOME", str(config.project_root()))
-    try:
-        executed = _execute(notebook_for(params.design), run_dir, params_path, db)
-        _html(executed, run_dir / "report.html")
-        results = read_results(run_dir)  # the contract must validate before we publish
-    except Exception as err:  # noqa: BLE001 - any failure keeps the old report
-        failed = target.parent / FAILED / run_dir.name
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(run_dir, failed)
-        return RunOutcome(
-            name=params_path.stem,
-            report=failed,
-            ok=False,
-            seconds=time.perf_counter() - started,
-            error=_one_line(err),
-        )
-    publish(run_dir, target)
+    with _staging(runs, target.name) as run_dir:
+        try:
+            executed = _execute(notebook, run_dir, params_path, db)
+            _html(executed, run_dir / "report.html")
+            results = read_results(run_dir)  # the contract must validate before we publish
+            _check_complete(run_dir, executed, results.figures)
+        except Exception as err:  # noqa: BLE001 - any failure keeps the old report
+            failed = target.parent / FAILED / run_dir.name
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, failed)
+            return RunOutcome(
+                name=params_path.stem,
+                report=failed,
+                ok=False,
+                seconds=time.perf_counter() - started,
+                error=_one_line(err),
+            )
+        with _locked(runs / f".{target.name}.publish.lock"):
+            publish(run_dir, target)
+            remove_stale_runs(target, run_dir)
     from evaluation.report.text import headline
 
     return RunOutcome(
@@ -160,6 +184,102 @@ def run(
         seconds=time.perf_counter() - started,
         headline=headline(results),
     )
+
+
+def _checked(params_path: Path, db: Path | None) -> Any:
+    """Load and validate; an unexpected exception becomes a one-line RunError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the data's warnings reach results.json instead
+            params = load_params(params_path)
+            validate(params_path, db)
+    except InputError:
+        raise
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        text = " ".join(str(err).split())[:300]
+        raise RunError(
+            f"{params_path}: unexpected error while checking the input (a bug, not your input; "
+            f"{DEBUG_ENV}=1 shows where): {type(err).__name__}: {text}"
+        ) from None
+    return params
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[IO[str]]:
+    """Hold an exclusive flock on ``path`` (created if missing) for the block."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield fh  # closing the file releases the lock
+
+
+@contextmanager
+def _staging(runs: Path, name: str) -> Iterator[Path]:
+    """A fresh run folder under ``runs``, locked as long as this process runs it."""
+    run_id = _run_id()
+    lock = runs / f".{name}-{run_id}.lock"
+    with _locked(lock):  # taken before the folder exists: no unlocked live folder
+        run_dir = runs / f"{name}-{run_id}"
+        run_dir.mkdir()
+        try:
+            yield run_dir
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _owner_alive(lock: Path) -> bool:
+    """Whether a live process holds the lock of a run folder."""
+    try:
+        fh = open(lock)  # noqa: SIM115 - closed below; never created here
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def remove_stale_runs(target: Path, current: Path) -> list[Path]:
+    """Remove the run folders of ``target`` left by killed runs; return them.
+
+    A folder goes when it belongs to this evaluation (``<name>-<run id>``), is older than
+    ``current``, is not what ``target`` points at and no live process holds its lock.
+    Call with the publish lock held. Leftover ``.<name>.*.link`` files (a swap killed
+    between making its link and moving it into place) go too.
+    """
+    runs = current.parent
+    published = target.resolve() if target.is_symlink() else None
+    pattern = re.compile(re.escape(target.name) + "-" + _RUN_ID)
+    removed = []
+    for folder in sorted(runs.iterdir()):
+        if (
+            not pattern.fullmatch(folder.name)
+            or folder.name >= current.name
+            or folder.is_symlink()
+            or not folder.is_dir()
+            or folder.resolve() == published
+            or _owner_alive(runs / f".{folder.name}.lock")
+        ):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        (runs / f".{folder.name}.lock").unlink(missing_ok=True)
+        removed.append(folder)
+    for link in target.parent.glob(f".{target.name}.*.link"):
+        if link.is_symlink():  # no swap is under way: we hold the publish lock
+            link.unlink(missing_ok=True)
+    return removed
+
+
+def _check_complete(run_dir: Path, executed: Path, figures: list[str]) -> None:
+    """Every file of a report is there and not empty, or the run is not published."""
+    needed = [executed, run_dir / "report.html", run_dir / "results.json"]
+    needed += [run_dir / name for name in figures]
+    missing = [p.name for p in needed if not p.is_file() or p.stat().st_size == 0]
+    if missing:
+        raise RunError(f"incomplete report: {', '.join(missing)} missing or empty")
 
 
 def _one_line(err: BaseException) -> str:
@@ -172,4 +292,4 @@ def _one_line(err: BaseException) -> str:
     return text[-1] if text else type(err).__name__
 
 
-__all__ = ["RunOutcome", "run", "publish", "validate", "InputError"]
+__all__ = ["RunOutcome", "run", "publish", "remove_stale_runs", "validate", "InputError"]

@@ -114,7 +114,10 @@ class IngestReport:
     def summary(self) -> str:
         """One paragraph for the command line."""
         if not self.files_ingested:
-            text = f"No new files ingested ({self.files_skipped} already in the database)."
+            text = (
+                f"No new files ingested ({self.files_skipped} skipped: already in the "
+                "database, or empty)."
+            )
         else:
             months = sorted({m for f in self.by_file if f.status != "skipped" for m in f.months})
             forces = sorted({f.force for f in self.by_file if f.status != "skipped"})
@@ -260,6 +263,8 @@ def _batches(paths: Sequence[Path | str], report: IngestReport) -> Iterator[list
             if not found:
                 report.warnings.append(f"{path}: no *street*.csv files in this folder.")
             plain.extend(found)
+        elif not path.is_file():  # a device or a pipe: never read (/dev/zero has no end)
+            raise InputError(path, "not a regular file (a device or a pipe?)")
         elif path.suffix.lower() == ".zip":
             archives.append(path)
         else:
@@ -422,6 +427,17 @@ def _csv_error(
         src = group[0]
     line = re.search(r"on Line:\s*(\d+)", text)
     message = "cannot read as CSV"
+    # DuckDB: "CSV Error on Line: N", "Original Line: <the row, maybe several lines>", the
+    # reason, then "Possible fixes" / "Possible Solution": the reason is the last line
+    # before those hints (the row itself is not repeated in a one-line error)
+    head = re.split(r"\n\s*Possible (?:fixes|Solution)", text, maxsplit=1)
+    if len(head) == 2 and "Original Line:" in head[0]:
+        pieces = [p.strip() for p in head[0].splitlines() if p.strip()]
+        if pieces and not pieces[-1].startswith(("Original Line", "Invalid Input Error")):
+            reason = pieces[-1]
+            if "not utf-8" in reason.lower():
+                reason += " Save it as UTF-8."
+            return InputError(src.display, f"cannot read as CSV: {reason}", line=_line(line))
     for piece in text.splitlines():
         piece = piece.strip()
         if (
@@ -431,7 +447,11 @@ def _csv_error(
         ):
             message = f"cannot read as CSV: {piece}"
             break
-    return InputError(src.display, message, line=int(line.group(1)) if line else None)
+    return InputError(src.display, message, line=_line(line))
+
+
+def _line(match: re.Match[str] | None) -> int | None:
+    return int(match.group(1)) if match else None
 
 
 def _first_bad_line(con: duckdb.DuckDBPyConnection, src: _Source, condition: str) -> int | None:

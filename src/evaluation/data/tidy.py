@@ -48,6 +48,14 @@ _MONTH_FORMATS = (
     "%Y%m",
 )
 FREQUENCIES = ("year", "quarter", "month", "period")
+#: Byte-order marks of text a CSV reader cannot read as UTF-8 (UTF-32 first: it starts
+#: like UTF-16).
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 @dataclass
@@ -166,6 +174,15 @@ def load_tidy(
             f"(also line {twin[0]})",
             line=int(twin[1]),
         )
+    in_time_order = out.groupby("unit", sort=False)["period"].agg(
+        lambda p: p.is_monotonic_increasing
+    )
+    unsorted = in_time_order.index[~in_time_order.to_numpy()]
+    if len(unsorted):
+        notes.append(
+            f"{path.name}: the rows of {len(unsorted)} unit(s) (first {unsorted[0]!r}) were "
+            "not in time order; they were sorted"
+        )
     out = out.sort_values(["unit", "period"], kind="stable")
     out.index.name = "line"
     return TidyData(out, freq, path, notes)
@@ -201,11 +218,20 @@ def _read(path: Path, notes: list[str]) -> pd.DataFrame:
 
     Rows must have as many fields as the header; blank lines are skipped.
     """
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a CSV file")
     if not path.is_file():
-        raise InputError(path, "file not found")
-    blob = path.read_bytes()
+        what = "not a regular file (a device or a pipe?)" if path.exists() else "file not found"
+        raise InputError(path, what)  # never read a device: /dev/zero has no end
+    try:
+        blob = path.read_bytes()
+    except OSError as err:
+        raise InputError(path, f"cannot read the file: {err.strerror or err}") from None
     if not blob.strip():
         raise InputError(path, "empty file")
+    for bom, name in _WIDE_BOMS:
+        if blob.startswith(bom):
+            raise InputError(path, f"{name} text: save it as UTF-8")
     if b"\x00" in blob[: 1 << 16]:
         raise InputError(path, "binary file, not a CSV")
     text = _decode(blob, path, notes)
@@ -215,10 +241,19 @@ def _read(path: Path, notes: list[str]) -> pd.DataFrame:
         if header is None or not any(cell.strip() for cell in header):
             raise InputError(path, "empty file")
         rows, lines = [], []
+        row_start = reader.line_num + 1
         for cells in reader:
             if not any(cell.strip() for cell in cells):
+                row_start = reader.line_num + 1
                 continue  # blank line
             if len(cells) != len(header):
+                if reader.line_num > row_start and any("\n" in cell for cell in cells):
+                    # a quoted field ran over line ends: the quote never closed
+                    raise InputError(
+                        path,
+                        "cannot read as CSV: a quote opened on this line is not closed",
+                        line=row_start,
+                    )
                 raise InputError(
                     path,
                     f"cannot read as CSV: expected {len(header)} fields as in the header, "
@@ -226,7 +261,8 @@ def _read(path: Path, notes: list[str]) -> pd.DataFrame:
                     line=reader.line_num,
                 )
             rows.append(cells)
-            lines.append(reader.line_num)
+            lines.append(row_start)
+            row_start = reader.line_num + 1
     except csv.Error as err:
         raise InputError(path, f"cannot read as CSV: {err}", line=reader.line_num) from err
     if not rows:
@@ -250,7 +286,7 @@ def _decode(blob: bytes, path: Path, notes: list[str]) -> str:
             raise InputError(
                 path, "text is neither UTF-8 nor Windows-1252: save it as UTF-8", line=line
             ) from err
-    message = f"{path}: not UTF-8 (line {line}); read as Windows-1252"
+    message = f"{path.name}: not UTF-8 (line {line}); read as Windows-1252"
     notes.append(message)
     warnings.warn(message, stacklevel=4)
     return text
@@ -276,11 +312,16 @@ def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
     """Numbers from text; the first empty or non-numeric cell is an error naming its line."""
     stripped = values.str.strip()
     numbers = pd.to_numeric(stripped, errors="coerce")
-    bad = numbers.isna()
+    bad = ~np.isfinite(numbers.astype(float))  # empty, text, NaN and infinity alike
     if bad.any():
         line = int(values.index[bad.argmax()])
         shown = stripped.loc[line]
-        what = "missing value" if shown == "" else f"{shown!r} is not a number"
+        if shown == "":
+            what = "missing value"
+        elif pd.notna(numbers.loc[line]):  # infinity, or too large for a float
+            what = f"{shown!r} is not a finite number"
+        else:
+            what = f"{shown!r} is not a number"
         raise InputError(path, what, key=column, line=line)
     return numbers.astype(float)
 

@@ -86,7 +86,7 @@ def observed_vs_counterfactual_png(
     if series.counterfactual:
         ax.plot(
             x,
-            _float(series.counterfactual),
+            _post_only(results, series, series.counterfactual),
             "--",
             lw=1.6,
             color=COUNTERFACTUAL,
@@ -143,6 +143,10 @@ def event_study_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -
 def write_figures(results: EvaluationResults, directory: Path) -> list[str]:
     """Write every figure the results support; return their file names."""
     directory = Path(directory)
+    if results.design == "profile":
+        from evaluation.report.profile_figures import write_profile_figures
+
+        return write_profile_figures(results, directory)
     names: list[str] = []
     for key in results.series:
         name = f"observed_vs_counterfactual_{key}.png"
@@ -164,7 +168,7 @@ def observed_vs_counterfactual_plotly(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=_float(series.counterfactual_high),
+                y=_post_only(results, series, series.counterfactual_high),
                 line={"width": 0},
                 showlegend=False,
                 hoverinfo="skip",
@@ -210,7 +214,7 @@ def observed_vs_counterfactual_plotly(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=_float(series.counterfactual),
+                y=_post_only(results, series, series.counterfactual),
                 mode="lines",
                 name="Without the intervention",
                 line={"color": COUNTERFACTUAL, "dash": "dash"},

@@ -246,6 +246,7 @@ _INTERVALS: dict[str, Callable[[Estimate], str]] = {
     "rate_ratio_per_period": _rr_interval,
     "count": _count_interval,
     "count_per_period": _count_interval,
+    "count_per_area_period": _count_interval,
     "rate": _count_interval,
     "level": lambda e: _plain_interval(e, format_number),
     "proportion": _pp_interval,
@@ -421,6 +422,9 @@ _SENTENCES: dict[str, Callable[[Estimate, str, str, str | None], str]] = {
     "rate_ratio_per_period": _rr_sentence,
     "count": lambda e, lab, c, p: _count_sentence(e, lab, c, p, "crimes"),
     "count_per_period": lambda e, lab, c, p: _count_sentence(e, lab, c, p, "crimes a month"),
+    "count_per_area_period": lambda e, lab, c, p: _count_sentence(
+        e, lab, c, p, "crimes per area per month"
+    ),
     "rate": lambda e, lab, c, p: _count_sentence(e, lab, c, p, "crimes per 1,000 residents"),
     "level": _level_sentence,
     "proportion": _pp_sentence,
@@ -503,6 +507,24 @@ def _with_activity_clause(sentence: str, results: EvaluationResults) -> str:
     return sentence.rstrip(".") + "; " + _lower_first(clause) + "."
 
 
+def profile_sentence(results: EvaluationResults) -> str:
+    """A descriptive profile's headline: the second year against the first."""
+    years = {r["year"]: r for r in results.tables.get("years", [])}
+    y1, y2 = years.get("year_1"), years.get("year_2")
+    label = results.outcome.label
+    if not y1 or not y2:
+        return f"{results.title}: no years were compared."
+    c1, c2 = int(y1["count"]), int(y2["count"])
+    if c1 == 0:
+        return f"{label}: {c2:,} recorded in {y2['label']}, none in {y1['label']}."
+    if c1 == c2:
+        change = "the same as"
+    else:
+        more = "fewer" if c2 < c1 else "more"
+        change = f"{_percent_number(abs(c2 / c1 - 1) * 100)} {more} than"
+    return f"{label}: {c2:,} recorded in {y2['label']}, {change} the {c1:,} in {y1['label']}."
+
+
 def headline(results: EvaluationResults) -> str:
     """The headline sentence a funder reads first.
 
@@ -518,7 +540,9 @@ def headline(results: EvaluationResults) -> str:
         activity measures, and a "synthetic data" label when the data are synthetic.
     """
     est = results.headline_estimate()
-    if est is None:
+    if results.design == "profile":
+        sentence = _with_activity_clause(profile_sentence(results), results)
+    elif est is None:
         sentence = f"{results.title}: no headline effect was estimated."
     else:
         period = _period_phrase(results) if est.scale == "count" else None

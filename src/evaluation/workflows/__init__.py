@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "its": "its",
     "did": "did",
     "staggered_did": "staggered",
+    "profile": "profile",
 }
 
 #: design key -> the notebook that runs it
@@ -26,6 +27,7 @@ NOTEBOOKS: dict[str, str] = {
     "its": "its.ipynb",
     "did": "did.ipynb",
     "staggered_did": "staggered_did.ipynb",
+    "profile": "profile.ipynb",
 }
 
 

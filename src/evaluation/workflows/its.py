@@ -8,7 +8,9 @@ import pandas as pd
 
 from evaluation import config
 from evaluation.designs.its import ItsResults, ItsSpec, fit_its
+from evaluation.designs.its import _build_design as _design_checks
 from evaluation.errors import InputError
+from evaluation.inference.timeseries import newey_west_lags
 from evaluation.params import ItsParams
 from evaluation.results import (
     Estimate,
@@ -46,7 +48,20 @@ def spec_from(params: ItsParams, frequency: str) -> ItsSpec:
 def _start(ctx: RunContext, counts: AreaCounts) -> Any:
     start = ctx.params.intervention.start
     if counts.frequency == "period":
-        return int(start) if start is not None else None
+        if not isinstance(start, int):
+            raise InputError(
+                ctx.params_path,
+                f"the data have integer periods, so the start must be one too, not {start!r}",
+                key="intervention.start",
+            )
+        return start
+    if isinstance(start, int):
+        raise InputError(
+            ctx.params_path,
+            f"the data are {counts.frequency}ly, so the start must be a month (YYYY-MM), "
+            f"not {start}",
+            key="intervention.start",
+        )
     ts = pd.Timestamp(start)
     if counts.frequency == "quarter":
         ts = ts.to_period("Q").start_time
@@ -76,6 +91,10 @@ def prepare(ctx: RunContext) -> dict[str, Any]:
     common.check_areas(ctx, counts, units, "data.units")
     comparison = _comparison_units(ctx, params)
     common.check_areas(ctx, counts, comparison, "comparison.areas")
+    _check_apart(ctx, units, comparison)
+    count_model = params.model.family != "gaussian"
+    used = None if units is None else [*units, *(comparison or [])]
+    counts = common.complete_periods(ctx, counts, used, count_model=count_model)
     y = counts.series(units)
     start = _start(ctx, counts)
     common.check_start(ctx, y.index, start)
@@ -86,31 +105,132 @@ def prepare(ctx: RunContext) -> dict[str, Any]:
             f"only {n_pre} pre-intervention periods; an ITS needs at least {config.MIN_PRE_PERIODS}",
             key="intervention.start",
         )
-    checks = {c.name: common.load_outcome(ctx, c.crime_types) for c in params.checks}
-    return {
+    checks = {
+        c.name: common.complete_periods(
+            ctx, common.load_outcome(ctx, c.crime_types), used, count_model=count_model
+        )
+        for c in params.checks
+    }
+    prepared = {
         "counts": counts,
         "units": units,
         "comparison": comparison,
         "start": start,
         "checks": checks,
     }
+    # everything the design itself refuses (too few post periods, an all-zero series,
+    # collinear terms ...) is refused now, before any output, not in the notebook
+    _check_design(ctx, counts, prepared, _outcome_key(ctx, units))
+    for c in params.checks:
+        _check_design(ctx, checks[c.name], prepared, f"checks.{c.name}")
+    return prepared
+
+
+def _check_apart(ctx: RunContext, units: list[str] | None, comparison: list[str] | None) -> None:
+    """The evaluated and the comparison areas must not overlap."""
+    if not comparison:
+        return
+    if units is None:
+        raise InputError(
+            ctx.params_path,
+            "a controlled ITS needs the evaluated areas listed: without them the evaluated "
+            "series is every area, comparison areas included",
+            key="data.units",
+        )
+    both = [a for a in units if a in set(comparison)]
+    if both:
+        raise InputError(
+            ctx.params_path,
+            f"{both[0]!r} is both evaluated (data.units) and a comparison area",
+            key="comparison.areas",
+        )
+
+
+def _outcome_key(ctx: RunContext, units: list[str] | None) -> str:
+    if units:
+        return "data.units"
+    return "data.outcome" if ctx.params.data.is_csv else "data.crime_types"
+
+
+#: Keys the design names -> the params keys the evaluator wrote.
+_DESIGN_KEYS = {
+    "its.family": "model.family",
+    "its.seasonality": "model.seasonality",
+    "its.season_length": "model.seasonality",
+    "its.phase_in": "intervention.phase_in",
+    "its.se": "model.se",
+    "its.hac_lags": "model.hac_lags",
+    "its.level": "model.level",
+    "its.interruptions": "model.interruptions",
+    "comparison": "comparison.areas",
+    "comparison_offset": "comparison.areas",
+}
+
+
+def _design_error(ctx: RunContext, err: InputError, outcome_key: str) -> InputError:
+    """A design error naming the params file and the params key (the design knows neither)."""
+    if err.key == "outcome":
+        key: str | None = outcome_key
+    elif err.key == "offset":
+        key = "data.offset" if ctx.params.data.is_csv else "data.population_offset"
+    else:
+        key = _DESIGN_KEYS.get(err.key or "", err.key)
+    return InputError(ctx.params_path, err.message, key=key, line=err.line)
+
+
+def _design_inputs(counts: AreaCounts, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The series the design is given (shared by the checks and the fit)."""
+    units, comparison = prepared["units"], prepared["comparison"]
+    return {
+        "y": counts.series(units),
+        "start": prepared["start"],
+        "offset": counts.offset(units),
+        "comparison": counts.series(comparison) if comparison else None,
+        "comparison_offset": counts.offset(comparison) if comparison else None,
+    }
+
+
+def _check_design(
+    ctx: RunContext, counts: AreaCounts, prepared: dict[str, Any], outcome_key: str
+) -> None:
+    """Build the design matrices without fitting, to raise its input errors early."""
+    params = ctx.params
+    assert isinstance(params, ItsParams)
+    try:
+        spec = spec_from(params, counts.frequency)
+        inputs = _design_inputs(counts, prepared)
+        design = _design_checks(
+            inputs["y"],
+            inputs["start"],
+            spec,
+            inputs["offset"],
+            inputs["comparison"],
+            inputs["comparison_offset"],
+            None,
+        )
+    except InputError as err:
+        raise _design_error(ctx, err, outcome_key) from None
+    if spec.se == "hac":  # as fit_its counts them: fitted periods
+        n_fit = int(design.time_code[design.in_fit].max()) + 1
+        lags = spec.hac_lags if spec.hac_lags is not None else newey_west_lags(n_fit)
+        if lags >= n_fit:
+            raise InputError(
+                ctx.params_path,
+                f"{lags} HAC lags for {n_fit} fitted periods: too many",
+                key="model.hac_lags",
+            )
 
 
 def _fit(ctx: RunContext, counts: AreaCounts, prepared: dict[str, Any]) -> ItsResults:
     params = ctx.params
     assert isinstance(params, ItsParams)
-    units, comparison = prepared["units"], prepared["comparison"]
+    inputs = _design_inputs(counts, prepared)
     try:
         return fit_its(
-            counts.series(units),
-            prepared["start"],
-            spec_from(params, counts.frequency),
-            offset=counts.offset(units),
-            comparison=counts.series(comparison) if comparison else None,
-            comparison_offset=counts.offset(comparison) if comparison else None,
+            inputs.pop("y"), inputs.pop("start"), spec_from(params, counts.frequency), **inputs
         )
     except InputError as err:  # the design does not know the file: add it
-        raise InputError(ctx.params_path, err.message, key=err.key, line=err.line) from None
+        raise _design_error(ctx, err, _outcome_key(ctx, prepared["units"])) from None
 
 
 def _series(fit: ItsResults, label: str, unit: str) -> Series:

@@ -1,0 +1,95 @@
+"""Voila, locked down for funders: run as ``python -m evaluation.dashboard.voila_app DIR``.
+
+On top of Voila's own defaults (sources stripped, execute requests from the browser
+refused by the kernel manager's allowed message types), this application
+
+- serves only the two dashboard notebooks: no file tree, no contents API, no static files
+  from the notebook folder, and ``/`` redirects to the index;
+- never sends tracebacks to the browser;
+- ignores Voila and Jupyter config files on the machine (everything is set here), so a
+  stray ``voila.json`` cannot switch tracebacks or sources back on;
+- preheats a pool of kernels per notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jupyter_server.utils import url_path_join
+from tornado.web import RedirectHandler
+from traitlets import default
+from traitlets.config import Config
+from voila.app import Voila
+from voila.tornado.contentshandler import VoilaContentsHandler
+from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.treehandler import TornadoVoilaTreeHandler
+
+from evaluation.dashboard import EVALUATION_NOTEBOOK, INDEX_NOTEBOOK, TOKEN_ENV
+
+#: The only notebooks served (file names inside the dashboards folder).
+NOTEBOOKS: tuple[str, ...] = (INDEX_NOTEBOOK, EVALUATION_NOTEBOOK)
+#: Handlers removed: the file tree, the contents API and static files from the folder.
+_DROPPED = {"TornadoVoilaTreeHandler", "VoilaContentsHandler", "AllowListFileHandler"}
+
+
+def base_config(pool_size: int = 2) -> Config:
+    """The Voila configuration every dashboard server runs with."""
+    c = Config()
+    c.Voila.open_browser = False
+    c.Voila.port_retries = 0  # fail rather than serve on a port nobody was told about
+    c.VoilaConfiguration.preheat_kernel = True
+    c.VoilaConfiguration.default_pool_size = pool_size
+    c.VoilaConfiguration.show_tracebacks = False
+    c.VoilaConfiguration.strip_sources = True
+    c.VoilaConfiguration.file_allowlist = []
+    c.VoilaConfiguration.theme = "light"
+    c.VoilaConfiguration.template = "lab"
+    return c
+
+
+class DashboardVoila(Voila):
+    """Voila serving only the dashboard notebooks, with no tree and no files."""
+
+    name = "evaluation-dashboard"
+
+    @default("config_file_paths")
+    def _config_file_paths_default(self) -> list[str]:
+        return []  # settings come from base_config and the command line only
+
+    def init_handlers(self) -> list[Any]:
+        """Voila's handlers without the tree, contents and files; ``/`` goes to the index."""
+        handlers = []
+        names = "|".join(n.replace(".", r"\.") for n in NOTEBOOKS)
+        render = url_path_join(self.server_url, r"/voila/render/(.*)")
+        for handler in super().init_handlers():
+            pattern, cls = handler[0], handler[1]
+            if cls.__name__ in _DROPPED or cls in (TornadoVoilaTreeHandler, VoilaContentsHandler):
+                continue
+            if cls is TornadoVoilaHandler and pattern == render:
+                handler = (
+                    url_path_join(self.server_url, rf"/voila/render/({names})"),
+                    *handler[1:],
+                )
+            handlers.append(handler)
+        index = url_path_join(self.server_url, "voila/render", INDEX_NOTEBOOK)
+        handlers.insert(0, (self.server_url, RedirectHandler, {"url": index, "permanent": False}))
+        return handlers
+
+
+def main(argv: Sequence[str] | None = None, *, pool_size: int = 2) -> None:
+    """Run the locked-down Voila (arguments as Voila's command line).
+
+    The token, if any, is read from ``$EVALUATION_DASHBOARD_TOKEN``.
+    """
+    config = base_config(pool_size)
+    token = os.environ.pop(TOKEN_ENV, None)
+    if token:
+        config.Voila.token = token
+    DashboardVoila.launch_instance(argv=list(sys.argv[1:] if argv is None else argv), config=config)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

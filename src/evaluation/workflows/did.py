@@ -1,0 +1,559 @@
+"""Difference-in-differences workflow: treated areas against matched comparison areas.
+
+params -> area x month counts -> comparison areas (listed, or nearest neighbours on the
+pre-period level and trend, excluding treated and buffer areas) -> Poisson or linear
+two-way fixed effects with honest inference -> event study -> displacement and costs ->
+the results contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation import config
+from evaluation.designs.did import EventStudy, PoissonFE, TwoWayFE
+from evaluation.errors import InputError
+from evaluation.params import DidParams
+from evaluation.report import costs as costs_mod
+from evaluation.report import displacement
+from evaluation.results import Estimate, EvaluationResults, Outcome, Periods, Series
+from evaluation.workflows import common
+from evaluation.workflows.common import AreaCounts, RunContext
+
+#: params ``model.inference`` -> the design modules' names
+INFERENCE = {
+    "auto": "auto",
+    "cr1": "cr1",
+    "wild_bootstrap": "wild",
+    "randomization": "randomization",
+    "conventional": "conventional",
+}
+#: pre-period months used to match comparison areas (the last three years before the start)
+MATCH_MONTHS = 36
+#: minimum pre-intervention periods for a monthly DiD
+MIN_PRE = config.MIN_PRE_PERIODS
+
+
+@dataclass(frozen=True)
+class DidData:
+    """Everything the fit needs, checked."""
+
+    counts: AreaCounts
+    panel: pd.DataFrame  # unit, period, outcome, treat, first_treat
+    treated: list[str]
+    comparison: list[str]
+    buffer: list[str]
+    start: pd.Timestamp
+    balance: pd.DataFrame
+
+
+def _rel_error(ctx: RunContext, err: InputError, key_prefix: str = "") -> InputError:
+    """Re-raise a design's error against the params file."""
+    key = err.key if not key_prefix else f"{key_prefix}.{err.key}" if err.key else key_prefix
+    return InputError(ctx.params_path, err.message, key=key, line=err.line)
+
+
+def adjacent_areas(ctx: RunContext, treated: list[str]) -> list[str]:
+    """Areas adjoining the treated ones, from the synthetic default's adjacency list."""
+    path = config.synthetic_dir() / "adjacency.csv"
+    if not path.exists():
+        raise InputError(
+            ctx.params_path,
+            "no adjacency list for this data; list buffer.areas",
+            key="buffer.adjacent",
+        )
+    adj = pd.read_csv(path)
+    near = set(adj.loc[adj["ward"].isin(treated), "neighbour"]) | set(
+        adj.loc[adj["neighbour"].isin(treated), "ward"]
+    )
+    return sorted(near - set(treated))
+
+
+def _features(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """Per area: mean monthly count and log-linear trend over the matching window."""
+    window = frame[
+        (frame["period"] < start) & (frame["period"] >= start - pd.DateOffset(months=MATCH_MONTHS))
+    ]
+    rows = []
+    for area, g in window.groupby("area"):
+        y = np.log(g["count"].to_numpy(float) + 0.5)
+        t = np.arange(len(y)) / 12.0
+        slope = float(np.polyfit(t, y, 1)[0]) if len(y) > 2 else 0.0
+        rows.append({"area": area, "level": float(g["count"].mean()), "trend": slope})
+    return pd.DataFrame(rows).set_index("area")
+
+
+def match_comparison(
+    frame: pd.DataFrame, treated: list[str], candidates: list[str], start: pd.Timestamp, n: int
+) -> tuple[list[str], pd.DataFrame]:
+    """Nearest neighbours to the treated areas on standardised log level and trend.
+
+    Each treated area picks its nearest candidates in turn (without replacement) until
+    ``n`` are chosen, so a comparison group is not drawn only towards one treated area.
+    Returns the chosen areas and a balance table.
+    """
+    feats = _features(frame, start)
+    z = pd.DataFrame({"level": np.log(feats["level"] + 0.5), "trend": feats["trend"]})
+    z = (z - z.loc[candidates + treated].mean()) / z.loc[candidates + treated].std(ddof=0).replace(
+        0, 1
+    )
+    chosen: list[str] = []
+    pools = {
+        t: list((((z.loc[candidates] - z.loc[t]) ** 2).sum(axis=1)).sort_values().index)
+        for t in treated
+    }
+    while len(chosen) < min(n, len(candidates)):
+        for t in treated:
+            pick = next((c for c in pools[t] if c not in chosen), None)
+            if pick is not None and len(chosen) < n:
+                chosen.append(pick)
+    return chosen, balance_table(feats, treated, chosen, candidates)
+
+
+def balance_table(
+    feats: pd.DataFrame, treated: list[str], chosen: list[str], pool: list[str]
+) -> pd.DataFrame:
+    """Pre-period level and trend: treated, chosen comparison, all eligible; standardised differences."""
+    rows = []
+    for var, label in (("level", "mean crimes per month"), ("trend", "yearly trend (log scale)")):
+        t, c, a = feats.loc[treated, var], feats.loc[chosen, var], feats.loc[pool, var]
+        sd = (
+            float(np.sqrt((t.var(ddof=1) + a.var(ddof=1)) / 2))
+            if len(t) > 1
+            else float(a.std(ddof=1))
+        )
+        rows.append(
+            {
+                "measure": label,
+                "treated": round(float(t.mean()), 4),
+                "comparison": round(float(c.mean()), 4),
+                "all_eligible": round(float(a.mean()), 4),
+                "std_diff_comparison": round(float((t.mean() - c.mean()) / sd), 3) if sd else None,
+                "std_diff_all": round(float((t.mean() - a.mean()) / sd), 3) if sd else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _comparison(
+    ctx: RunContext,
+    params: DidParams,
+    counts: AreaCounts,
+    treated: list[str],
+    buffer: list[str],
+    start: pd.Timestamp,
+) -> tuple[list[str], pd.DataFrame]:
+    comp = params.comparison
+    areas = sorted(set(counts.frame["area"]))
+    if comp.areas:
+        common.check_areas(ctx, counts, comp.areas, "comparison.areas")
+        clash = sorted(set(comp.areas) & set(treated))
+        if clash:
+            raise InputError(
+                ctx.params_path,
+                f"{clash[0]!r} is both treated and a comparison area",
+                key="comparison.areas",
+            )
+        listed = list(comp.areas)
+        feats = _features(counts.frame, start)
+        return listed, balance_table(feats, treated, listed, listed)
+    pool = [a for a in areas if a not in set(treated) | set(buffer) | set(comp.exclude)]
+    if len(pool) < 2:
+        raise InputError(
+            ctx.params_path, "fewer than 2 areas left to compare with", key="comparison"
+        )
+    if comp.method == "all":
+        feats = _features(counts.frame, start)
+        return pool, balance_table(feats, treated, pool, pool)
+    return match_comparison(counts.frame, treated, pool, start, comp.n)
+
+
+def prepare(ctx: RunContext) -> DidData:
+    """Load the counts, check areas and dates, choose comparison areas."""
+    params = ctx.params
+    assert isinstance(params, DidParams)
+    counts = common.load_outcome(ctx)
+    treated = list(params.intervention.treated or [])
+    if not treated:
+        raise InputError(ctx.params_path, "list the treated areas", key="intervention.treated")
+    common.check_areas(ctx, counts, treated, "intervention.treated")
+    start = pd.Timestamp(params.intervention.start) if params.intervention.start else None
+    if start is None:
+        raise InputError(
+            ctx.params_path, "required for a difference-in-differences", key="intervention.start"
+        )
+    periods = pd.Index(sorted(counts.frame["period"].unique()))
+    common.check_start(ctx, periods, start)
+    n_pre = int((periods < start).sum())
+    if n_pre < MIN_PRE:
+        raise InputError(
+            ctx.params_path,
+            f"only {n_pre} pre-intervention periods; at least {MIN_PRE} are needed to check pre-trends",
+            key="intervention.start",
+        )
+    buffer = list(params.buffer.areas or [])
+    if params.buffer.adjacent and not buffer:
+        buffer = adjacent_areas(ctx, treated)
+    common.check_areas(ctx, counts, buffer, "buffer.areas")
+    clash = sorted(set(buffer) & set(treated))
+    if clash:
+        raise InputError(
+            ctx.params_path, f"{clash[0]!r} is both treated and a buffer area", key="buffer.areas"
+        )
+    comparison, balance = _comparison(ctx, params, counts, treated, buffer, start)
+    keep = counts.frame[counts.frame["area"].isin(treated + comparison)]
+    panel = pd.DataFrame(
+        {
+            "unit": keep["area"].to_numpy(),
+            "period": keep["period"].to_numpy(),
+            "outcome": keep["count"].to_numpy(float),
+        }
+    )
+    is_treated = panel["unit"].isin(treated)
+    panel["treat"] = (is_treated & (panel["period"] >= start)).astype(float)
+    panel["first_treat"] = np.where(is_treated, start, pd.NaT)
+    panel["first_treat"] = pd.to_datetime(panel["first_treat"])
+    return DidData(counts, panel, treated, comparison, buffer, start, balance)
+
+
+def _fit(ctx: RunContext, data: DidData) -> Any:
+    m = ctx.params.model
+    kw = {
+        "inference": INFERENCE[m.inference],
+        "level": m.level,
+        "reps": m.replications,
+        "seed": m.seed,
+    }
+    design = (
+        PoissonFE(**kw) if m.family in ("poisson", "quasipoisson", "negbin") else TwoWayFE(**kw)
+    )
+    try:
+        return design.fit(data.panel)
+    except InputError as err:
+        raise _rel_error(ctx, err, "model") from None
+
+
+COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
+
+
+def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
+    """The event-study panel: quarters (monthly leads are too many for a joint test with
+    few clusters), and log(count + 1) for count models so that the test asks the same
+    multiplicative question as the Poisson headline."""
+    p = data.panel.copy()
+    p["period"] = p["period"].dt.to_period("Q").dt.start_time
+    p["first_treat"] = p["first_treat"].dt.to_period("Q").dt.start_time
+    q = p.groupby(["unit", "period"], as_index=False).agg(
+        outcome=("outcome", "sum"), first_treat=("first_treat", "first")
+    )
+    logged = family in COUNT_FAMILIES
+    if logged:
+        q["outcome"] = np.log1p(q["outcome"])
+    return q, logged
+
+
+def _event_study(ctx: RunContext, data: DidData) -> tuple[Any, bool]:
+    m = ctx.params.model
+    lo, hi = m.event_window
+    panel, logged = _event_panel(data, m.family)
+    es = EventStudy(
+        first_treat="first_treat",
+        leads=max(2, -(lo // 3)),
+        lags=max(1, -(-hi // 3)),
+        bin_endpoints=True,
+        inference="cr1",
+        level=m.level,
+    )
+    try:
+        return es.fit(panel), logged
+    except InputError as err:
+        raise _rel_error(ctx, err, "model") from None
+
+
+def _event_estimates(es: Any, logged: bool) -> tuple[list[Estimate], pd.DataFrame]:
+    """Event-study estimates in quarters, as rate ratios when the outcome was logged."""
+    out: list[Estimate] = []
+    for e in es.estimates():
+        if e.name.startswith("event_time_"):
+            label = e.label.replace("periods", "quarters")
+            if logged:
+                f = lambda v: None if v is None else float(np.exp(v))  # noqa: E731
+                e = e.model_copy(
+                    update={
+                        "estimate": f(e.estimate),
+                        "ci_low": f(e.ci_low),
+                        "ci_high": f(e.ci_high),
+                        "scale": "rate_ratio",
+                        "method": e.method + "; quarterly log(count + 1), shown as rate ratios",
+                    }
+                )
+            e = e.model_copy(update={"label": label})
+        out.append(e)
+    table = es.event_table()
+    if logged:
+        for col in ("estimate", "ci_low", "ci_high"):
+            table[col] = np.exp(table[col])
+    table = table.assign(scale="rate_ratio" if logged else "count", unit="quarter")
+    return out, table
+
+
+def _group_series(data: DidData, fit: Any, unit: str, label: str) -> tuple[Series, pd.DataFrame]:
+    """Treated total per month against the comparison areas scaled to the treated
+    pre-period level, and the counterfactual implied by the estimate after the start."""
+    p = data.panel
+    treated = p[p["unit"].isin(data.treated)].groupby("period")["outcome"].sum()
+    comp = p[p["unit"].isin(data.comparison)].groupby("period")["outcome"].sum()
+    pre = treated.index < data.start
+    scale = treated[pre].sum() / comp[pre].sum() if comp[pre].sum() else np.nan
+    post = ~pre
+    cf = pd.Series(np.nan, index=treated.index)
+    lo = cf.copy()
+    hi = cf.copy()
+    if fit.scale == "rate_ratio":
+        cf[post] = treated[post] / fit.estimate
+        if fit.ci_low and fit.ci_high:
+            lo[post] = treated[post] / fit.ci_high
+            hi[post] = treated[post] / fit.ci_low
+    else:
+        n = len(data.treated)
+        cf[post] = treated[post] - fit.estimate * n
+        if fit.ci_low is not None and fit.ci_high is not None:
+            lo[post] = treated[post] - fit.ci_high * n
+            hi[post] = treated[post] - fit.ci_low * n
+    frame = pd.DataFrame(
+        {"treated": treated, "comparison_scaled": comp * scale, "cf": cf, "lo": lo, "hi": hi}
+    )
+
+    def col(s: pd.Series) -> list[float | None]:
+        return [None if pd.isna(v) else float(v) for v in s]
+
+    series = Series(
+        periods=[common.period_label(x) for x in frame.index],
+        observed=col(frame["treated"]),
+        counterfactual=col(frame["cf"]),
+        counterfactual_low=col(frame["lo"]),
+        counterfactual_high=col(frame["hi"]),
+        comparison=col(frame["comparison_scaled"]),
+        label=label,
+        unit=unit,
+    )
+    return series, frame
+
+
+def cumulative_from(frame: pd.DataFrame, fit: Any, level: float) -> Estimate | None:
+    """Crimes over the post period relative to the counterfactual (negative = prevented),
+    with the interval carried from the effect's interval."""
+    post = frame["cf"].notna()
+    if not post.any():
+        return None
+    observed = float(frame.loc[post, "treated"].sum())
+    est = observed - float(frame.loc[post, "cf"].sum())
+    low = (
+        observed - float(frame.loc[post, "hi"].sum())
+        if frame.loc[post, "hi"].notna().all()
+        else None
+    )
+    high = (
+        observed - float(frame.loc[post, "lo"].sum())
+        if frame.loc[post, "lo"].notna().all()
+        else None
+    )
+    return Estimate(
+        name="cumulative_effect",
+        estimate=est,
+        ci_low=low,
+        ci_high=high,
+        p_value=fit.p_value,
+        scale="count",
+        method="derived from the headline effect and its interval applied to the observed post-period counts",
+        label="Crimes in the treated areas after the start relative to the counterfactual (negative = prevented)",
+        level=level,
+    )
+
+
+def _displacement(data: DidData, level: float) -> tuple[list[Estimate], dict[str, Any]]:
+    """WDQ, total net effect and WDD over equal windows before and after the start."""
+    if not data.buffer:
+        return [], {}
+    f = data.counts.frame
+    periods = sorted(f["period"].unique())
+    post = [p for p in periods if p >= data.start]
+    pre = [p for p in periods if p < data.start][-len(post) :]
+
+    def total(areas: list[str], window: list[Any]) -> float:
+        return float(f[f["area"].isin(areas) & f["period"].isin(window)]["count"].sum())
+
+    rb, ra = total(data.treated, pre), total(data.treated, post)
+    db, da = total(data.buffer, pre), total(data.buffer, post)
+    cb, ca = total(data.comparison, pre), total(data.comparison, post)
+    q = displacement.wdq(rb, ra, db, da, cb, ca)
+    tne = displacement.total_net_effect(rb, ra, db, da, cb, ca)
+    wd = displacement.wdd((rb, ra), (cb, ca), (db, da), common_control=True, level=level)
+    details = {
+        "window_months": len(post),
+        "counts": {"treated": [rb, ra], "buffer": [db, da], "comparison": [cb, ca]},
+        "wdq_interpretation": q.interpretation,
+        "total_net_effect_interpretation": tne.interpretation,
+        "wdd_interpretation": wd.interpretation,
+    }
+    return [q.estimate, tne.estimate, wd.estimate], details
+
+
+def _costs(ctx: RunContext, cumulative: Estimate | None) -> tuple[list[Estimate], dict[str, Any]]:
+    cost = ctx.params.intervention.cost_gbp
+    if cost is None or cumulative is None:
+        return [], {}
+    if "Drugs" in (ctx.params.data.crime_types or []):
+        return [], {"note": "Drug offences are never monetised: they measure police activity."}
+    prevented = costs_mod.prevented_from_effect(cumulative)
+    result = costs_mod.cost_per_crime_prevented(cost, prevented)
+    payload = costs_mod.costs_payload(result, None)
+    payload["programme_cost_gbp"] = cost
+    est = result["estimate"]
+    return ([est] if isinstance(est, Estimate) else []), payload
+
+
+def _truth(ctx: RunContext, synthetic: bool, scale: str) -> dict[str, float] | None:
+    planted = common.truth_for(ctx, synthetic)
+    rr = common.planted_rate_ratio(planted, ctx.params.data.crime_types or [])
+    if rr is None or scale != "rate_ratio":
+        return None
+    return {"att": rr}
+
+
+def run(ctx: RunContext) -> EvaluationResults:
+    """Fit the DiD, the event study, displacement and costs; fill in the contract."""
+    params = ctx.params
+    assert isinstance(params, DidParams)
+    data = prepare(ctx)
+    fit = _fit(ctx, data)
+    es, logged = _event_study(ctx, data)
+    unit = "crimes per month" if not params.data.is_csv else "count per period"
+    series, frame = _group_series(data, fit, unit, f"{params.outcome.label} in the treated areas")
+    cumulative = cumulative_from(frame, fit, params.model.level)
+    estimates = [
+        e.model_copy(update={"scale": "count_per_area_period"}) if e.scale == "count" else e
+        for e in fit.estimates()
+    ]
+    cr1 = fit.cr1
+    if fit.inference != "cr1":
+        to_scale = np.exp if fit.scale == "rate_ratio" else (lambda x: x)
+        estimates.append(
+            Estimate(
+                name="att_cr1",
+                estimate=fit.estimate,
+                se=cr1.se,
+                ci_low=float(to_scale(cr1.ci_low)),
+                ci_high=float(to_scale(cr1.ci_high)),
+                p_value=cr1.p_value,
+                scale="rate_ratio" if fit.scale == "rate_ratio" else "count_per_area_period",
+                method=f"{cr1.method} (shown for comparison; not the headline: {fit.inference_reason})",
+                label="The same effect with conventional cluster-robust standard errors",
+                level=params.model.level,
+            )
+        )
+    if cumulative is not None:
+        estimates.append(cumulative)
+    event_estimates, event = _event_estimates(es, logged)
+    estimates += event_estimates
+    disp_est, disp = _displacement(data, params.model.level)
+    estimates += disp_est
+    cost_est, cost_payload = _costs(ctx, cumulative)
+    estimates += cost_est
+    pre = int((frame.index < data.start).sum())
+    return EvaluationResults(
+        name=ctx.name,
+        title=params.title,
+        design="did",
+        synthetic=data.counts.synthetic,
+        outcome=Outcome(
+            label=params.outcome.label,
+            crime_types=params.data.crime_types or [],
+            areas=data.treated,
+            comparison_areas=data.comparison,
+            buffer_areas=data.buffer,
+            unit=unit,
+            measure=params.outcome.measure,
+        ),
+        periods=Periods(
+            frequency=data.counts.frequency,  # type: ignore[arg-type]
+            data_start=common.period_label(frame.index.min()),
+            data_end=common.period_label(frame.index.max()),
+            intervention_start=common.period_label(data.start),
+            pre_periods=pre,
+            post_periods=len(frame) - pre,
+        ),
+        headline="att",
+        estimates=estimates,
+        series={"primary": series},
+        tables={
+            "balance": data.balance.to_dict("records"),
+            "event_study": _records(event),
+        },
+        diagnostics={
+            "inference": fit.inference,
+            "inference_reason": fit.inference_reason,
+            "n_treated_clusters": fit.n_treated_clusters,
+            "n_clusters": fit.n_clusters,
+            "pretrend_wald_p": es.pretrend_p,
+            "displacement": disp,
+            **{k: v for k, v in fit.diagnostics.items() if isinstance(v, int | float | str)},
+        },
+        costs=cost_payload,
+        data_quality={"records_without_location": data.counts.no_location},
+        warnings=list(data.counts.notes) + list(fit.notes) + _warnings(es.pretrend_p, data),
+        notes=_notes(params, fit),
+        truth=_truth(ctx, data.counts.synthetic, fit.scale),
+        provenance=common.provenance(ctx, data.counts, data.panel),
+    )
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in table.to_dict("records"):
+        out.append(
+            {
+                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in row.items()
+            }
+        )
+    return out
+
+
+def _warnings(pretrend_p: float | None, data: DidData) -> list[str]:
+    out = []
+    if pretrend_p is not None and pretrend_p < 0.05:
+        out.append(
+            f"The treated and comparison areas were already diverging before the start "
+            f"(joint test of the leads p = {pretrend_p:.3f}); the parallel-trends assumption is doubtful."
+        )
+    if data.counts.no_location:
+        out.append(
+            f"{data.counts.no_location:,} records of these crime types had no location and are not in any area."
+        )
+    return out
+
+
+def _notes(params: DidParams, fit: Any) -> list[str]:
+    comp = params.comparison
+    how = (
+        "listed in the params"
+        if comp.areas
+        else f"the {comp.n} areas most similar in pre-period level and trend (nearest neighbours), "
+        "excluding the treated and buffer areas"
+        if comp.method == "matched"
+        else "all other areas except the buffer"
+    )
+    return [
+        "Difference-in-differences: the change in the treated areas is compared with the change "
+        f"in comparison areas ({how}) over the same months.",
+        "Assumption (parallel trends): without the intervention the treated areas would have "
+        "followed the comparison areas; the event study's pre-start estimates test this.",
+        f"Inference: {fit.inference_reason}",
+        "Areas chosen because crime was high can regress to the mean; matching on the "
+        "pre-period level and trend over three years reduces, but cannot rule out, this risk.",
+    ]
