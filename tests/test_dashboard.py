@@ -11,12 +11,15 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from evaluation.dashboard import catalog, live, pages, protect, publish, server
+from evaluation.dashboard import catalog, charts, live, pages, protect, publish, server
+from evaluation.dashboard.charts import Chart
 from evaluation.dashboard.example import did_example, its_example, write_report
 from evaluation.errors import InputError
 from evaluation.report import text
@@ -37,9 +40,10 @@ def _missing(v: float | None) -> bool:
     return v is None or math.isnan(v)
 
 
-def _observed_y(fig) -> list:
-    (trace,) = [t for t in fig.data if t.name == "Observed"]
-    return list(trace.y)
+def _observed_y(chart: Chart) -> list:
+    trace = chart.trace("Observed")
+    assert trace is not None
+    return list(trace["y"])
 
 
 # --------------------------------------------------------------------------------------
@@ -54,7 +58,7 @@ def test_its_page_has_headline_figures_and_sections() -> None:
     assert pages._e(page.headline) in page.html
     assert 'id="headline"' in page.html
     # observed vs counterfactual, the segmented trend, and the check's series
-    assert len(page.figures) == 3
+    assert len(page.charts) == 3
     for title in (
         "How this was estimated",
         "What this evidence cannot show",
@@ -82,11 +86,34 @@ def test_its_pitfalls_name_enforcement_covid_and_lsoa_change() -> None:
 def test_did_page_shows_event_study_comparison_areas_and_evidence_level() -> None:
     results = did_example()
     page = pages.evaluation_page(results)
-    titles = [f.layout.title.text for f in page.figures]
+    titles = [c.title for c in page.charts]
     assert any(t.startswith("Event study") for t in titles)
     assert "Splott, Adamsdown and Riverside" in page.html
     assert "level 3 of 5" in page.html
     assert "followed similar trends" in page.html  # pre-trend p = 0.41 in words
+
+
+@pytest.mark.parametrize("build", [its_example, did_example])
+def test_charts_are_valid_plotly_specifications(build) -> None:
+    import plotly.graph_objects as go
+
+    page = pages.evaluation_page(build())
+    assert page.charts
+    for chart in page.charts:
+        go.Figure(data=chart.data, layout=chart.layout)  # raises on any invalid property
+        html = charts.chart_html(chart, "c-1")
+        spec = re.search(r'id="c-1-spec">(.*?)</script>', html).group(1)
+        assert json.loads(spec)["data"] == chart.data
+
+
+def test_chart_json_cannot_close_its_script_element() -> None:
+    chart = Chart([{"type": "scatter", "name": "</script><b>x"}], {"title": {"text": "t"}})
+    html = charts.chart_html(chart, "c")
+    assert "</script><b>" not in html
+    assert (
+        json.loads(re.search(r'id="c-spec">(.*?)</script>', html).group(1))["data"][0]["name"]
+        == "</script><b>x"
+    )
 
 
 def test_index_lists_every_evaluation_with_links(reports: Path) -> None:
@@ -138,10 +165,11 @@ def test_synthetic_banner_on_synthetic_pages_only(reports: Path) -> None:
     assert pages.SYNTHETIC_BANNER in synthetic.html
     assert 'class="ev-banner"' in synthetic.html
     assert pages.SYNTHETIC_BANNER not in real.html
-    assert all(
-        any(a.text == "SYNTHETIC DATA" for a in f.layout.annotations) for f in synthetic.figures
+    marks = [[a["text"] for a in c.layout["annotations"]] for c in synthetic.charts]
+    assert marks and all("SYNTHETIC DATA" in m for m in marks)
+    assert not any(
+        a["text"] == "SYNTHETIC DATA" for c in real.charts for a in c.layout["annotations"]
     )
-    assert not any(a.text == "SYNTHETIC DATA" for f in real.figures for a in f.layout.annotations)
     assert pages.SYNTHETIC_BANNER in live.index_page().html  # the index has synthetic entries
 
 
@@ -237,11 +265,11 @@ def test_plot_never_shows_a_count_of_1_to_4() -> None:
     raw = results.series["primary"].observed
     assert any(v is not None and 1 <= v <= 4 for v in raw)  # the test can fail
     page = pages.evaluation_page(results)
-    for fig in page.figures:
-        for trace in fig.data:
-            if trace.name in ("Observed", "Comparison"):
-                assert not any(v is not None and 1 <= v <= 4 for v in trace.y)
-    shown = _observed_y(page.figures[0])
+    for chart in page.charts:
+        for trace in chart.data:
+            if trace["name"] in ("Observed", "Comparison"):
+                assert not any(v is not None and 1 <= v <= 4 for v in trace["y"])
+    shown = _observed_y(page.charts[0])
     hidden = sum(_missing(v) for v in shown) - sum(_missing(v) for v in raw)
     small = sum(1 <= v <= 4 for v in raw if v is not None)
     assert hidden >= small  # primary suppression at least, plus any secondary
@@ -294,20 +322,22 @@ def test_publish_writes_code_free_pages_with_relative_links(reports: Path, tmp_p
             assert (path.parent / href.split("?")[0]).exists(), href
     page = (out / "evaluations" / "operation_talon.html").read_text(encoding="utf-8")
     assert pages.SYNTHETIC_BANNER in page
-    assert '<script src="../plotly.min.js"' in page
-    assert "Plotly.newPlot" in page
+    assert 'src = "../plotly.min.js"' in page  # loaded by the chart loader, relative
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000  # the library itself, offline
+    assert page.count("window.evPlot(") == 3
 
 
 def test_published_figures_are_suppressed(reports: Path, tmp_path: Path) -> None:
     write_report(reports, its_example("small", mean=4.0, synthetic=False))
     publish.publish(reports, tmp_path / "site")
     html = (tmp_path / "site" / "evaluations" / "small.html").read_text(encoding="utf-8")
-    traces = re.findall(r'Plotly\.newPlot\(\s*"figure-\d+",\s*(\[.*?\]),\s*\{', html, re.S)
-    assert traces
-    for data in traces:
-        for trace in json.loads(data):
-            if trace.get("name") == "Observed":
-                assert not any(v is not None and 1 <= v <= 4 for v in trace["y"])
+    specs = re.findall(r'<script type="application/json" id="chart-\d+-spec">(.*?)</script>', html)
+    assert len(specs) == 3
+    observed = [t for s in specs for t in json.loads(s)["data"] if t.get("name") == "Observed"]
+    assert len(observed) == 2  # the outcome and the check
+    for trace in observed:
+        assert not any(v is not None and 1 <= v <= 4 for v in trace["y"])
+        assert None in trace["y"]  # hidden months are gaps
 
 
 def test_publish_refuses_missing_reports_and_output_inside_reports(
@@ -356,3 +386,34 @@ def test_dashboard_notebooks_are_thin_and_committed_without_outputs(
     # only the dashboard notebooks sit in the served folder
     served = sorted(p.name for p in (repo_root / "notebooks" / "dashboards").iterdir())
     assert served == ["evaluation.ipynb", "index.ipynb"]
+
+
+def test_voila_config_hides_code_and_tracebacks() -> None:
+    from evaluation.dashboard.voila_app import base_config
+
+    c = base_config()
+    assert c.VoilaConfiguration.show_tracebacks is False
+    assert c.VoilaConfiguration.strip_sources is True
+    assert c.VoilaConfiguration.preheat_kernel is True
+    assert c.VoilaConfiguration.file_allowlist == []
+    assert c.Voila.port_retries == 0
+    assert c.MappingKernelManager.cull_busy is False  # preheated kernels wait busy
+
+
+def test_a_page_that_cannot_be_built_shows_no_details(reports: Path) -> None:
+    # valid against the schema, but the headline names an estimate that does not exist
+    broken = its_example("odd").model_copy(update={"headline": "no_such_estimate"})
+    write_report(reports, broken)
+    page = live._safely(live.evaluation_page, "name=odd")
+    assert page.title == "Not available"
+    assert "KeyError" not in page.html and "no_such_estimate" not in page.html
+
+
+def test_dashboard_kernels_do_not_load_matplotlib_or_plotly() -> None:
+    # a preheated kernel imports this module: keep it light so pools refill fast
+    code = (
+        "import sys, evaluation.dashboard.live; "
+        "print(sorted(m for m in ('matplotlib', 'plotly') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from evaluation import __version__, config
@@ -29,13 +28,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for p in paths:
         if not p.exists():
             raise InputError(p, "no such file or folder")
-    con = database.connect(_db(args))
+    db = _db(args)
+    existed = db.exists()
+    con = database.connect(db)
     try:
         report = policeuk.ingest(
             paths, con, crosswalk=Path(args.crosswalk) if args.crosswalk else None
         )
-    finally:
+    except InputError:
         con.close()
+        if not existed:  # a failed first ingest leaves no empty database behind
+            db.unlink(missing_ok=True)
+            db.with_name(db.name + ".wal").unlink(missing_ok=True)
+        raise
+    con.close()
     print(report.summary())
     return 0
 
@@ -100,33 +106,16 @@ def default_params() -> list[Path]:
 
 def cmd_run_all(args: argparse.Namespace) -> int:
     """Run every params file (or those given), in parallel, and summarise."""
-    from tqdm import tqdm
+    from evaluation import batch
 
-    from evaluation import runner
-    from evaluation.data.default import ensure_default_database
-
-    files = [Path(p) for p in args.params] or default_params()
-    if not files:
-        raise InputError(config.params_dir(), "no params files found")
-    ensure_default_database(Path(args.database) if args.database else None)
-    workers = max(1, min(args.jobs or os.cpu_count() or 1, len(files)))
-
-    def one(path: Path) -> runner.RunOutcome:
-        try:
-            return runner.run(path, database=args.database)
-        except InputError as err:
-            return runner.RunOutcome(path.stem, path, ok=False, seconds=0.0, error=str(err))
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(
-            tqdm(pool.map(one, files), total=len(files), desc="evaluations", disable=args.quiet)
-        )
-    _summary(outcomes)
-    failed = [o for o in outcomes if not o.ok]
-    print(
-        f"\nreports are in {_rel(config.reports_dir())}/<name>/ (report.html, results.json, figures)"
+    return batch.command(
+        args.params,
+        database=args.database,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        quiet=args.quiet,
+        output_root=args.output_root,
     )
-    return 1 if failed else 0
 
 
 def _summary(outcomes: Sequence[object]) -> None:
@@ -190,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-all", parents=[common], help="run every params/*.yaml (or those given)")
     p.add_argument("params", nargs="*")
     p.add_argument("--jobs", type=int, help="parallel runs (default: cores)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--scheduler", help="Dask distributed scheduler address (runs on the cluster)")
+    p.add_argument("--output-root", help="folder for the reports (default: reports/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run_all)
     return parser
 
@@ -205,6 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config.EXIT_BAD_INPUT
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
+        return config.EXIT_RUN_FAILED
+    except Exception as err:  # a bug, not bad input: one line unless debugging
+        if os.environ.get("EVALUATION_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {err} (EVALUATION_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return config.EXIT_RUN_FAILED
 
 

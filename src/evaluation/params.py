@@ -92,6 +92,7 @@ class DataParams(_Strict):
     end: str | None = None
     population_offset: bool = False
     first_treat: str | None = None
+    aggregate: Literal["none", "quarter"] = "none"  # quarters help small counts
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -264,6 +265,42 @@ class StaggeredParams(BaseParams):
     buffer: BufferParams = BufferParams()
 
 
+class SyntheticControlParams(BaseParams):
+    """Synthetic control (or synthetic DiD) for one or a few treated areas."""
+
+    design: Literal["synthetic_control"]
+    method: Literal["synthetic_control", "sdid"] = "synthetic_control"
+    comparison: ComparisonParams = ComparisonParams(method="all")
+    buffer: BufferParams = BufferParams()
+
+
+class PowerSpec(_Strict):
+    """A planned evaluation whose minimum detectable effect is simulated."""
+
+    design: Literal["its", "did"] = "did"
+    post_periods: list[int] = Field(default_factory=lambda: [12, 24, 36])
+    effects: list[float] = Field(default_factory=lambda: [0.7, 0.8, 0.85, 0.9, 0.95])
+    simulations: int = Field(500, ge=50, le=100_000)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    target_power: float = Field(0.8, gt=0.5, lt=1)
+
+    @field_validator("effects")
+    @classmethod
+    def _ratios(cls, v: list[float]) -> list[float]:
+        if not v or any(not (0 < x < 2) or x == 1 for x in v):
+            raise ValueError("effects are rate ratios between 0 and 2, other than 1")
+        return v
+
+
+class PowerParams(BaseParams):
+    """Minimum detectable effect of a planned ITS or DiD, simulated on pre-period data."""
+
+    design: Literal["power"]
+    power: PowerSpec = PowerSpec()
+    comparison: ComparisonParams = ComparisonParams()
+    buffer: BufferParams = BufferParams()
+
+
 class ProfileSpec(_Strict):
     """A scrutiny profile: two 12-month comparison years and how areas are grouped."""
 
@@ -287,11 +324,12 @@ class ProfileParams(BaseParams):
 
 
 Params = Annotated[
-    ItsParams | DidParams | StaggeredParams | ProfileParams, Field(discriminator="design")
+    ItsParams | DidParams | StaggeredParams | ProfileParams | SyntheticControlParams | PowerParams,
+    Field(discriminator="design"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Params)
 
-DESIGNS = ("its", "did", "staggered_did", "profile")
+DESIGNS = ("its", "did", "staggered_did", "profile", "synthetic_control", "power")
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -331,14 +369,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             raise InputError(path, f"too large for a params file (over {MAX_PARAMS_BYTES} bytes)")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text (byte {err.start})") from None
+        line = err.object[: err.start].count(b"\n") + 1
+        raise InputError(path, "not UTF-8 text: save it as UTF-8", line=line) from None
     except OSError as err:
         raise InputError(path, f"cannot read the params file: {err.strerror or err}") from None
     try:
         payload = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
-        raise InputError(path, f"invalid YAML: {err.problem}", line=line) from None
+        mark = err.problem_mark.line + 1 if err.problem_mark else None
+        raise InputError(path, f"invalid YAML: {err.problem}", line=mark) from None
     except yaml.reader.ReaderError as err:  # a character YAML refuses, e.g. a NUL byte
         line = text[: err.position].count("\n") + 1
         raise InputError(
@@ -375,8 +414,36 @@ def _message(err: Mapping[str, Any]) -> str:
         return "expected a mapping of keys to values"
     if kind in ("list_type", "tuple_type"):
         return "expected a list, e.g. [a, b]"
+    expected = _EXPECTED.get(str(kind))
+    if expected:
+        return f"expected {expected}, not {_shown(err.get('input'))}"
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
+
+
+#: pydantic error types -> what the key wants, in words
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+}
+
+
+def _shown(value: Any) -> str:
+    """A value as the evaluator wrote it in YAML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return "binary data"
+    if value is None:
+        return "nothing"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_params(path: str | Path) -> Params:

@@ -27,6 +27,7 @@ of the same evaluation never remove each other's folders.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -34,7 +35,7 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +112,32 @@ def _html(notebook: Path, out: Path) -> None:
     out.write_text(body, encoding="utf-8")
 
 
-def _execute(notebook: Path, run_dir: Path, params_path: Path, database: Path | None) -> Path:
+def _kernel_manager_class(env: Mapping[str, str]) -> type:
+    """A kernel manager that starts its kernel with ``env`` added to this process's environment."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = dict(env)
+
+    class _EnvKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            await super().start_kernel(**kw)
+
+    return _EnvKernelManager
+
+
+def _execute(
+    notebook: Path,
+    run_dir: Path,
+    params_path: Path,
+    database: Path | None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
     import papermill as pm
 
+    extra: dict[str, Any] = {}
+    if env:  # e.g. OPENBLAS_NUM_THREADS=1 for the kernels of a parallel batch
+        extra["kernel_manager_class"] = _kernel_manager_class(env)
     executed = run_dir / f"{params_path.stem}.ipynb"
     pm.execute_notebook(
         str(notebook),
@@ -126,6 +150,7 @@ def _execute(notebook: Path, run_dir: Path, params_path: Path, database: Path | 
         cwd=str(config.project_root()),
         progress_bar=False,
         kernel_name="python3",
+        **extra,
     )
     return executed
 
@@ -135,8 +160,12 @@ def run(
     *,
     output_dir: str | Path | None = None,
     database: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Validate, execute and publish one evaluation.
+
+    ``env`` (optional) is added to the notebook kernel's environment, e.g.
+    ``OPENBLAS_NUM_THREADS=1`` when several kernels share the cores.
 
     Raises
     ------
@@ -153,11 +182,18 @@ def run(
         Path(os.path.abspath(output_dir)) if output_dir else config.reports_dir() / params_path.stem
     )
     runs = target.parent / RUNS
-    runs.mkdir(parents=True, exist_ok=True)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where a folder should be, or no permission
+        raise InputError(
+            target,
+            f"cannot create the report folder: {err.strerror or err}",
+            key="--output-dir" if output_dir else None,
+        ) from None
     os.environ.setdefault("EVALUATION_HOME", str(config.project_root()))
     with _staging(runs, target.name) as run_dir:
         try:
-            executed = _execute(notebook, run_dir, params_path, db)
+            executed = _execute(notebook, run_dir, params_path, db, env)
             _html(executed, run_dir / "report.html")
             results = read_results(run_dir)  # the contract must validate before we publish
             _check_complete(run_dir, executed, results.figures)
@@ -255,21 +291,25 @@ def remove_stale_runs(target: Path, current: Path) -> list[Path]:
     pattern = re.compile(re.escape(target.name) + "-" + _RUN_ID)
     removed = []
     for folder in sorted(runs.iterdir()):
-        if (
-            not pattern.fullmatch(folder.name)
-            or folder.name >= current.name
-            or folder.is_symlink()
-            or not folder.is_dir()
-            or folder.resolve() == published
-            or _owner_alive(runs / f".{folder.name}.lock")
-        ):
+        try:
+            if (
+                not pattern.fullmatch(folder.name)
+                or folder.name >= current.name
+                or folder.is_symlink()
+                or not folder.is_dir()
+                or folder.resolve() == published
+                or _owner_alive(runs / f".{folder.name}.lock")
+            ):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            (runs / f".{folder.name}.lock").unlink(missing_ok=True)
+        except OSError:  # tidying is best effort: the report is already published
             continue
-        shutil.rmtree(folder, ignore_errors=True)
-        (runs / f".{folder.name}.lock").unlink(missing_ok=True)
         removed.append(folder)
     for link in target.parent.glob(f".{target.name}.*.link"):
         if link.is_symlink():  # no swap is under way: we hold the publish lock
-            link.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                link.unlink()
     return removed
 
 

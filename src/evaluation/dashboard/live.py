@@ -1,7 +1,7 @@
 """What the two Voila notebooks call: warm up, then show a page for the request.
 
 With preheated kernels, Voila runs a notebook before any request arrives. The first cell
-(:func:`warm_up`) therefore imports everything and draws a throwaway figure, so that a
+(:func:`warm_up`) therefore imports everything and builds example pages, so that a
 request only pays for reading one ``results.json`` and building its page. The second cell
 (:func:`show_index` / :func:`show_evaluation`) waits for the request's query string and
 renders the page. Reports are read at request time, so a new run shows without a restart.
@@ -12,9 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from evaluation.dashboard import EVALUATION_NOTEBOOK, INDEX_NOTEBOOK, catalog, pages
+from evaluation.dashboard import (
+    EVALUATION_NOTEBOOK,
+    INDEX_NOTEBOOK,
+    PLOTLY_JS,
+    catalog,
+    charts,
+    pages,
+)
 from evaluation.dashboard.style import CSS
 
 
@@ -28,14 +34,14 @@ def warm_up() -> None:
 
     Under a preheated kernel this runs before any request: it imports everything and
     exercises every code path a page takes (reading, disclosure control, wording, every
-    kind of figure and its JSON), so none of that is first-time work at request time.
+    kind of chart and its JSON), so none of that is first-time work at request time.
     """
     from evaluation.dashboard.example import did_example, its_example
 
     for results in (its_example(), did_example()):
         page = pages.evaluation_page(results, index_href=INDEX_NOTEBOOK)
-        for fig in page.figures:
-            figure_bundle(fig)
+        for i, chart in enumerate(page.charts):
+            charts.chart_html(chart, f"ev-chart-{i}")
     pages.index_page([], evaluation_href)
 
 
@@ -48,11 +54,8 @@ def _query_string() -> str:
     return get_query_string() or ""
 
 
-def figure_bundle(fig: Any) -> dict[str, Any]:
-    """A plotly figure as the mimebundle JupyterLab's plotly renderer draws."""
-    spec = json.loads(fig.to_json())
-    spec["config"] = pages.PLOT_CONFIG
-    return {"application/vnd.plotly.v1+json": spec}
+#: plotly.js as served by the dashboard server, relative to a page at voila/render/<nb>.
+PLOTLY_SRC = f"../static/{PLOTLY_JS}"
 
 
 def _title_script(title: str) -> str:
@@ -81,12 +84,13 @@ def display_page(page: pages.Page) -> None:
     """Display a page's parts in the notebook's output, in order."""
     from IPython.display import HTML, display
 
-    display(HTML(f"<style>{CSS}</style>{_title_script(page.title)}{_SAME_TAB_LINKS}"))
-    for part in page.parts:
+    head = f"<style>{CSS}</style>{_title_script(page.title)}{_SAME_TAB_LINKS}"
+    display(HTML(head + (charts.plot_loader(PLOTLY_SRC) if page.charts else "")))
+    for i, part in enumerate(page.parts):
         if isinstance(part, str):
             display(HTML(part))
         else:
-            display(figure_bundle(part), raw=True)
+            display(HTML(charts.chart_html(part, f"ev-chart-{i}")))
 
 
 def index_page(query: str | None = None) -> pages.Page:

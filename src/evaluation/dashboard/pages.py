@@ -1,7 +1,7 @@
 """The content of the dashboards, built from results objects only.
 
 A :class:`Page` is a title and its parts in reading order: HTML fragments (``str``) and
-plotly figures. :mod:`evaluation.dashboard.live` displays the parts in a Voila page;
+charts (:class:`~evaluation.dashboard.charts.Chart`). :mod:`evaluation.dashboard.live` displays the parts in a Voila page;
 :mod:`evaluation.dashboard.publish` writes them as one static HTML file. Nothing here
 refits a model or reads raw records, and every observed count passes through
 :func:`evaluation.dashboard.protect.protect` before it is drawn. Every value taken from a
@@ -10,31 +10,28 @@ results file is HTML-escaped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
-from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from evaluation import config
 from evaluation.dashboard.catalog import ReportEntry
+from evaluation.dashboard.charts import (
+    Chart,
+    event_study_chart,
+    is_calendar,
+    observed_chart,
+    overlaps_covid,
+    trend_chart,
+)
 from evaluation.dashboard.protect import Protected, protect, safe_count
 from evaluation.dashboard.style import BADGE_COLOURS, NOT_RATED
-from evaluation.report import figures, text
-from evaluation.results import Estimate, EvaluationResults, Series
+from evaluation.report import text
+from evaluation.results import Estimate, EvaluationResults
 
-Part = str | go.Figure
-
-#: Plotly options for every figure: no logo, no selection tools, resizes with the page.
-PLOT_CONFIG: dict[str, Any] = {
-    "displaylogo": False,
-    "responsive": True,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-}
+Part = str | Chart
 
 SYNTHETIC_BANNER = (
     "Synthetic data: these figures come from generated demonstration data, not real crime "
@@ -105,8 +102,6 @@ LIMITS_BY_DESIGN: dict[str, tuple[str, ...]] = {
     ),
 }
 
-COVID_START = date(2020, 3, 1)
-COVID_END = date(2021, 3, 31)
 #: First month of police.uk files on 2021 LSOA boundaries (older ones use 2011 LSOAs).
 LSOA_2021_FROM = date(2024, 1, 1)
 #: Average monthly count under which a series is "small" for the pitfalls list.
@@ -124,13 +119,13 @@ class Page:
     parts: tuple[Part, ...]
 
     @property
-    def figures(self) -> list[go.Figure]:
-        """The plotly figures of the page."""
-        return [p for p in self.parts if isinstance(p, go.Figure)]
+    def charts(self) -> list[Chart]:
+        """The charts of the page."""
+        return [p for p in self.parts if isinstance(p, Chart)]
 
     @property
     def html(self) -> str:
-        """All HTML fragments joined (figures left out): what a reader can read."""
+        """All HTML fragments joined (charts left out): what a reader can read."""
         return "\n".join(p for p in self.parts if isinstance(p, str))
 
 
@@ -285,184 +280,6 @@ def synthetic_banner() -> str:
     return f'<div class="ev"><div class="ev-banner" role="alert">{_e(SYNTHETIC_BANNER)}</div></div>'
 
 
-# --------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------
-
-
-def _is_calendar(series: Series) -> bool:
-    return _as_date(series.periods[0]) is not None and not series.periods[0].isdigit()
-
-
-def _x(series: Series) -> list[Any]:
-    """Period labels for a figure's x axis: ISO dates (compact JSON) or integers."""
-    if _is_calendar(series):
-        return [str(p)[:10] for p in series.periods]
-    return [int(p) for p in series.periods]
-
-
-def _x_of(value: str, series: Series) -> Any:
-    return str(value)[:10] if _is_calendar(series) else int(value)
-
-
-def _y(values: Sequence[float | None] | None, decimals: int = 2) -> list[float | None]:
-    """Values for a figure, rounded (nothing finer is readable) to keep the page small."""
-    return [
-        None if v is None or not math.isfinite(v) else round(float(v), decimals)
-        for v in values or []
-    ]
-
-
-def _synthetic_mark(fig: go.Figure) -> None:
-    fig.add_annotation(
-        text="SYNTHETIC DATA",
-        xref="paper",
-        yref="paper",
-        x=1,
-        y=1.02,
-        xanchor="right",
-        yanchor="bottom",
-        showarrow=False,
-        font={"color": "#b3261e", "size": 12},
-    )
-
-
-_AXIS: dict[str, Any] = {
-    "showline": True,
-    "linecolor": "#444444",
-    "ticks": "outside",
-    "tickcolor": "#444444",
-    "zeroline": False,
-    "showgrid": False,
-}
-
-
-def _layout(fig: go.Figure, title: str, ytitle: str, *, synthetic: bool) -> go.Figure:
-    # No plotly template: its JSON would be most of each figure's size; the few settings
-    # of "simple_white" that matter are set here instead.
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
-        yaxis_title=ytitle,
-        template="none",
-        height=430,
-        margin={"l": 64, "r": 24, "t": 64, "b": 48},
-        legend={"orientation": "h", "y": -0.14, "x": 0},
-        hovermode="x unified",
-        font={
-            "family": "Segoe UI, Helvetica Neue, Arial, sans-serif",
-            "size": 13,
-            "color": "#1d2433",
-        },
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-    )
-    fig.update_xaxes(**_AXIS)
-    fig.update_yaxes(**_AXIS)
-    fig.update_yaxes(rangemode="tozero", gridcolor="#eceff3", showgrid=True)
-    if synthetic:
-        _synthetic_mark(fig)
-    return fig
-
-
-def _covid_bands(fig: go.Figure, series: Series) -> None:
-    if not _is_calendar(series):
-        return
-    first, last = _as_date(series.periods[0]), _as_date(series.periods[-1])
-    for lock in config.WELSH_COVID_LOCKDOWNS:
-        if first is None or last is None or lock.end < first or lock.start > last:
-            continue
-        fig.add_vrect(
-            x0=lock.start.isoformat(),
-            x1=lock.end.isoformat(),
-            fillcolor="#9e9e9e",
-            opacity=0.18,
-            line_width=0,
-            layer="below",
-        )
-
-
-def _start_line(fig: go.Figure, results: EvaluationResults, series: Series) -> None:
-    start = results.periods.intervention_start
-    if not start:
-        return
-    x = _x_of(start, series)
-    fig.add_vline(x=x, line_dash="dot", line_color="#333333", line_width=1.2)
-    fig.add_annotation(
-        x=x,
-        y=1,
-        yref="paper",
-        text="Start",
-        showarrow=False,
-        xanchor="left",
-        yanchor="bottom",
-        font={"size": 12, "color": "#333333"},
-    )
-
-
-def observed_figure(protected: Protected, key: str = "primary") -> go.Figure:
-    """Observed counts (small counts hidden) against the counterfactual with its interval.
-
-    The same picture as :func:`evaluation.report.figures.observed_vs_counterfactual_plotly`,
-    drawn from the disclosure-controlled series, with compact JSON for a fast page.
-    """
-    results = protected.results
-    series = results.series[key]
-    x = _x(series)
-    hover = "%{y:,.0f}<extra>%{fullData.name}</extra>"
-    fig = go.Figure()
-    if series.counterfactual_low and series.counterfactual_high:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_y(series.counterfactual_high), line={"width": 0}, showlegend=False,
-                hoverinfo="skip",
-            )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_y(series.counterfactual_low), fill="tonexty",
-                fillcolor="rgba(214,39,40,0.15)", line={"width": 0},
-                name="Interval (without the intervention)", hoverinfo="skip",
-            )
-        )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(
-            x=x, y=_y(series.observed, 0), mode="markers", name="Observed",
-            marker={"color": figures.OBSERVED, "size": 5}, hovertemplate=hover,
-        )
-    )  # fmt: skip
-    if series.comparison:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_y(series.comparison, 0), mode="lines", name="Comparison",
-                line={"color": "#7f7f7f"}, hovertemplate=hover,
-            )
-        )  # fmt: skip
-    if series.fitted:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_y(series.fitted), mode="lines", name="Model",
-                line={"color": figures.FITTED}, hovertemplate=hover,
-            )
-        )  # fmt: skip
-    if series.counterfactual:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_y(series.counterfactual), mode="lines", name="Without the intervention",
-                line={"color": figures.COUNTERFACTUAL, "dash": "dash"}, hovertemplate=hover,
-            )
-        )  # fmt: skip
-    _covid_bands(fig, series)
-    _start_line(fig, results, series)
-    title = (
-        f"{series.label or results.outcome.label}: recorded and expected without the intervention"
-    )
-    return _layout(fig, title, series.unit, synthetic=results.synthetic)
-
-
-def _prefix(key: str) -> str:
-    return "" if key == "primary" else f"{key}:"
-
-
 def _find(results: EvaluationResults, name: str) -> Estimate | None:
     try:
         return results.estimate(name)
@@ -470,139 +287,9 @@ def _find(results: EvaluationResults, name: str) -> Estimate | None:
         return None
 
 
-def trend_figure(results: EvaluationResults, key: str = "primary") -> go.Figure | None:
-    """The segmented trend of an ITS as the effect month by month.
-
-    The model's fitted values divided by its counterfactual: 0% before the start, then the
-    level change, drifting with the slope change. Seasonality cancels in the ratio, so the
-    two segments show plainly. The bar at the start is the interval of the level change.
-    Drawn from model output only (no observed counts).
-    """
-    series = results.series.get(key)
-    if series is None or not series.fitted or not series.counterfactual:
-        return None
-    x = _x(series)
-    start = results.periods.intervention_start
-    x0 = _x_of(start, series) if start else None
-    change = _y(
-        [
-            0.0
-            if x0 is not None and xi < x0
-            else (f / c - 1) * 100
-            if f is not None and c not in (None, 0)
-            else None
-            for xi, f, c in zip(x, series.fitted, series.counterfactual, strict=True)
-        ]
-    )
-    fig = go.Figure()
-    fig.add_hline(y=0, line_color="#444444", line_width=1)
-    before = [xi is not None and x0 is not None and xi < x0 for xi in x]
-    for name, keep, colour in (
-        ("Before the start (no change by definition)", True, "#9aa0a6"),
-        ("Estimated change vs expected", False, figures.FITTED),
-    ):
-        fig.add_trace(
-            go.Scatter(
-                x=[xi for xi, b in zip(x, before, strict=True) if b == keep],
-                y=[c for c, b in zip(change, before, strict=True) if b == keep],
-                mode="lines",
-                name=name,
-                line={"color": colour, "width": 2.5},
-                hovertemplate="%{y:+.1f}%<extra></extra>",
-            )
-        )
-    level = _find(results, f"{_prefix(key)}level_change")
-    if level and level.estimate and level.ci_low and level.ci_high and x0 is not None:
-        y = (level.estimate - 1) * 100
-        fig.add_trace(
-            go.Scatter(
-                x=[x0],
-                y=[y],
-                mode="markers",
-                name="Change at the start, with its interval",
-                marker={"color": figures.COUNTERFACTUAL, "size": 9},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [(level.ci_high - 1) * 100 - y],
-                    "arrayminus": [y - (level.ci_low - 1) * 100],
-                    "color": figures.COUNTERFACTUAL,
-                    "thickness": 2,
-                    "width": 8,
-                },
-                hovertemplate="%{y:+.1f}%<extra>change at the start</extra>",
-            )
-        )
-    _covid_bands(fig, series)
-    _start_line(fig, results, series)
-    fig = _layout(
-        fig,
-        f"{series.label or results.outcome.label}: the trend's break at the start (segmented trend)",
-        "% change vs expected",
-        synthetic=results.synthetic,
-    )
-    fig.update_yaxes(rangemode="normal", ticksuffix="%")
-    return fig
-
-
 def _effect_unit(results: EvaluationResults) -> str:
     est = results.headline_estimate()
-    unit = _UNITS.get(est.scale, "").strip() if est else ""
-    return f"effect ({unit})" if unit else "effect"
-
-
-def event_study_figure(results: EvaluationResults) -> go.Figure | None:
-    """Leads and lags with their intervals, from ``tables["event_study"]``."""
-    rows = results.tables.get("event_study")
-    if not rows:
-        return None
-    table = pd.DataFrame(rows).sort_values("event_time")
-    ratio = "scale" in table and table["scale"].iloc[0] == "rate_ratio"
-    null = 1.0 if ratio else 0.0
-    fig = go.Figure()
-    fig.add_hline(y=null, line_color="#444444", line_width=1)
-    fig.add_vrect(
-        x0=table["event_time"].min() - 0.5,
-        x1=-0.5,
-        fillcolor="#9e9e9e",
-        opacity=0.12,
-        line_width=0,
-        layer="below",
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=table["event_time"].tolist(),
-            y=_y(table["estimate"].tolist(), 4),
-            mode="markers",
-            name="Effect in each month (reference: the month before the start)",
-            marker={"color": figures.FITTED, "size": 8},
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": _y((table["ci_high"] - table["estimate"]).tolist(), 4),
-                "arrayminus": _y((table["estimate"] - table["ci_low"]).tolist(), 4),
-                "color": "#7aa6d6",
-            },
-        )
-    )
-    fig.add_annotation(
-        x=-0.5,
-        y=1,
-        yref="paper",
-        text="before | after",
-        showarrow=False,
-        yanchor="bottom",
-        font={"size": 12},
-    )
-    fig = _layout(
-        fig,
-        "Event study: the difference from the comparison areas, month by month",
-        "effect (rate ratio)" if ratio else _effect_unit(results),
-        synthetic=results.synthetic,
-    )
-    fig.update_yaxes(rangemode="normal")
-    fig.update_xaxes(title="months relative to the start")
-    return fig
+    return _UNITS.get(est.scale, "").strip() if est else ""
 
 
 # --------------------------------------------------------------------------------------
@@ -669,7 +356,7 @@ def _caption(protected: Protected, key: str, *, observed: bool) -> str:
                 "Dashed red line: what the model expects without the intervention"
                 + (", with its shaded interval." if series.counterfactual_low else ".")
             )
-        if _is_calendar(series) and _overlaps(results, COVID_START, COVID_END):
+        if is_calendar(series) and overlaps_covid(results):
             parts.append("Grey bands: Covid-19 lockdowns in Wales.")
         parts.append("Hover for values; drag to zoom.")
         n = protected.hidden.get(key, 0)
@@ -767,11 +454,6 @@ def _limits_section(results: EvaluationResults) -> str:
     return _card("What this evidence cannot show", _ul(items))
 
 
-def _overlaps(results: EvaluationResults, start: date, end: date) -> bool:
-    a, b = _as_date(results.periods.data_start), _as_date(results.periods.data_end)
-    return a is not None and b is not None and a <= end and b >= start
-
-
 def _covid_modelled(results: EvaluationResults) -> bool:
     model = results.provenance.params.get("model", {})
     if isinstance(model, dict) and model.get("interruptions") in ("welsh_covid", "covid"):
@@ -795,7 +477,7 @@ def pitfalls(results: EvaluationResults) -> list[str]:
             "police find drugs, so more enforcement records more offences. A rise can be a "
             "sign the operation was working, and a fall can mean less enforcement."
         )
-    if _overlaps(results, COVID_START, COVID_END):
+    if overlaps_covid(results):
         if _covid_modelled(results):
             out.append(
                 "Covid-19: the lockdowns of 2020-21 changed crime sharply. The model treats "
@@ -984,7 +666,7 @@ def _check_sections(protected: Protected) -> list[Part]:
         if est is not None:
             body += f'<p class="ev-sub">{_e(value)} ({_e(interval)})</p>'
         parts.append(_card(f"Check: {series.label or key}", body))
-        parts.append(observed_figure(protected, key))
+        parts.append(observed_chart(protected, key))
         parts.append(_caption(protected, key, observed=True))
     return parts
 
@@ -1016,11 +698,11 @@ def evaluation_page(results: EvaluationResults, *, index_href: str = "index.html
     parts.append(_header(results, index_href))
     parts.append(_headline_card(results, headline))
     if "primary" in safe.series:
-        parts.append(observed_figure(protected, "primary"))
+        parts.append(observed_chart(protected, "primary"))
         parts.append(_caption(protected, "primary", observed=True))
-    second = event_study_figure(safe)
+    second = event_study_chart(safe, _effect_unit(results))
     if second is None and results.design == "its":
-        second = trend_figure(safe, "primary")
+        second = trend_chart(safe, "primary")
         if second is not None:
             parts += [second, _caption(protected, "primary", observed=False)]
     elif second is not None:

@@ -16,15 +16,13 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from evaluation.dashboard import catalog, pages
+from evaluation.dashboard import PLOTLY_JS, catalog, charts, pages
 from evaluation.dashboard.style import CSS
 from evaluation.errors import InputError
 from evaluation.results import atomic_write_text
 
-PLOTLY_JS = "plotly.min.js"
 EVALUATIONS = "evaluations"
 
 
@@ -43,22 +41,11 @@ def render_html(page: pages.Page, *, asset_prefix: str = "") -> str:
     asset_prefix
         Relative path from the page to the output folder (``"../"`` for evaluation pages).
     """
-    body: list[str] = []
-    for i, part in enumerate(page.parts):
-        if isinstance(part, str):
-            body.append(part)
-            continue
-        div = pio.to_html(
-            part,
-            include_plotlyjs=False,
-            full_html=False,
-            config=pages.PLOT_CONFIG,
-            div_id=f"figure-{i}",
-        )
-        body.append(f'<div class="ev"><div class="ev-plot">{div}</div></div>')
-    script = (
-        f'<script src="{asset_prefix}{PLOTLY_JS}" charset="utf-8"></script>' if page.figures else ""
-    )
+    body = [
+        part if isinstance(part, str) else charts.chart_html(part, f"chart-{i}")
+        for i, part in enumerate(page.parts)
+    ]
+    script = charts.plot_loader(f"{asset_prefix}{PLOTLY_JS}") if page.charts else ""
     title = escape(page.title)
     return (
         "<!DOCTYPE html>\n"
@@ -110,7 +97,7 @@ def publish(reports_dir: Path, out_dir: Path) -> list[Path]:
         if entry.results is None:
             continue
         page = pages.evaluation_page(entry.results, index_href="../index.html")
-        any_figures |= bool(page.figures)
+        any_figures |= bool(page.charts)
         html = render_html(page, asset_prefix="../")
         written.append(_write(out / page_file(entry.name), html))
     if any_figures:

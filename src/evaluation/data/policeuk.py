@@ -348,6 +348,8 @@ def _read_header(src: _Source) -> tuple[str, ...]:
         head = fh.read(1 << 16)
     if not head.strip():
         raise InputError(src.display, "empty file: expected a police.uk street-level CSV")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 (or UTF-32) byte-order marks
+        raise InputError(src.display, "UTF-16 text: save it as UTF-8")
     if b"\x00" in head:
         raise InputError(src.display, "binary file, not a CSV")
     first = head.split(b"\n", 1)[0].rstrip(b"\r")

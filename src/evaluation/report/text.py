@@ -542,6 +542,9 @@ def headline(results: EvaluationResults) -> str:
     est = results.headline_estimate()
     if results.design == "profile":
         sentence = _with_activity_clause(profile_sentence(results), results)
+    elif results.diagnostics.get("conclusive") is False:
+        # small counts: a percentage would mislead; say what the data cannot show
+        sentence = str(results.diagnostics.get("conclusion"))
     elif est is None:
         sentence = f"{results.title}: no headline effect was estimated."
     else:

@@ -20,6 +20,8 @@ REGISTRY: dict[str, str] = {
     "did": "did",
     "staggered_did": "staggered",
     "profile": "profile",
+    "synthetic_control": "synthetic_control",
+    "power": "power",
 }
 
 #: design key -> the notebook that runs it
@@ -28,6 +30,8 @@ NOTEBOOKS: dict[str, str] = {
     "did": "did.ipynb",
     "staggered_did": "staggered_did.ipynb",
     "profile": "profile.ipynb",
+    "synthetic_control": "synthetic_control.ipynb",
+    "power": "power.ipynb",
 }
 
 

@@ -340,7 +340,30 @@ def _csv_window(ctx: RunContext, loaded: tidy.TidyData) -> tidy.TidyData:
 
 def load_outcome(ctx: RunContext, crime_types: list[str] | None = None) -> AreaCounts:
     """Load the evaluation's data from whichever source the params name."""
-    return load_csv(ctx) if ctx.params.data.is_csv else load_area_counts(ctx, crime_types)
+    counts = load_csv(ctx) if ctx.params.data.is_csv else load_area_counts(ctx, crime_types)
+    if ctx.params.data.aggregate == "quarter":
+        counts = to_quarters(ctx, counts)
+    return counts
+
+
+def to_quarters(ctx: RunContext, counts: AreaCounts) -> AreaCounts:
+    """Sum monthly counts into calendar quarters (only whole quarters are kept)."""
+    if counts.frequency != "month":
+        raise InputError(
+            ctx.params_path, "only monthly data can be aggregated to quarters", key="data.aggregate"
+        )
+    f = counts.frame.copy()
+    f["quarter"] = f["period"].dt.to_period("Q").dt.start_time
+    agg = {"count": ("count", "sum"), "months": ("period", "nunique")}
+    if "population" in f:
+        agg["population"] = ("population", "mean")
+    q = f.groupby(["area", "quarter"], as_index=False).agg(**agg)
+    partial = sorted({str(p.date()) for p in q.loc[q["months"] < 3, "quarter"]})
+    q = q[q["months"] == 3].drop(columns="months").rename(columns={"quarter": "period"})
+    notes = counts.notes + (
+        (f"Partial quarters left out: {', '.join(partial)}.",) if partial else ()
+    )
+    return replace(counts, frame=q.reset_index(drop=True), frequency="quarter", notes=notes)
 
 
 #: Largest share of an area's periods that may lack a row in a tidy CSV and be read as

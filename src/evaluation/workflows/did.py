@@ -222,7 +222,7 @@ def prepare(ctx: RunContext) -> DidData:
 
 def _fit(ctx: RunContext, data: DidData) -> Any:
     m = ctx.params.model
-    kw = {
+    kw: dict[str, Any] = {
         "inference": INFERENCE[m.inference],
         "level": m.level,
         "reps": m.replications,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from evaluation import config
 from evaluation.designs.its import ItsResults, ItsSpec, fit_its
@@ -265,6 +267,56 @@ def _truth(ctx: RunContext, synthetic: bool) -> dict[str, float] | None:
     return truth or None
 
 
+#: power at which the minimum detectable effect is stated
+MDE_POWER = 0.8
+#: a fall smaller than this is too small to matter for a local programme: when the design
+#: cannot detect a fall this large and the interval includes no change, it cannot conclude
+EFFECT_OF_INTEREST = 0.8
+
+
+def _find(estimates: list[Estimate], name: str) -> Estimate | None:
+    return next((e for e in estimates if e.name == name), None)
+
+
+def minimum_detectable(estimates: list[Estimate], level: float) -> Estimate | None:
+    """Smallest fall in level the design detects with 80% power (Bloom 1995):
+    ``exp(-(z_{1-alpha/2} + z_{power}) se)`` with ``se`` the level change's log-scale SE."""
+    level_change = _find(estimates, "level_change")
+    if level_change is None or level_change.scale != "rate_ratio" or not level_change.se:
+        return None
+    z = stats.norm.ppf(0.5 + level / 2) + stats.norm.ppf(MDE_POWER)
+    return Estimate(
+        name="mde",
+        estimate=float(np.exp(-z * level_change.se)),
+        scale="rate_ratio",
+        method=f"closed form from the level change's standard error ({int(MDE_POWER * 100)}% power, "
+        f"{int(round((1 - level) * 100))}% two-sided test)",
+        label="Smallest fall in level this evaluation could reliably detect",
+        level=level,
+    )
+
+
+def conclusion(level_change: Estimate | None, mde: Estimate, label: str) -> dict[str, Any]:
+    """Whether the data support a conclusion, and the plain sentence when they do not."""
+    if level_change is None or level_change.ci_low is None or level_change.ci_high is None:
+        return {}
+    includes_none = level_change.ci_low <= 1 <= level_change.ci_high
+    weak = mde.estimate is not None and mde.estimate < EFFECT_OF_INTEREST
+    if not (includes_none and weak):
+        return {"conclusive": True}
+    fall = round((1 - (mde.estimate or 0)) * 100)
+    low = round((1 - level_change.ci_low) * 100)
+    high = round((level_change.ci_high - 1) * 100)
+    return {
+        "conclusive": False,
+        "conclusion": (
+            f"The data cannot support a conclusion about {label}: the counts are too small "
+            f"for this evaluation to detect any fall smaller than about {fall}%, and the estimate's "
+            f"interval runs from a {low}% fall to a {high}% rise."
+        ),
+    }
+
+
 def run(ctx: RunContext) -> EvaluationResults:
     """Fit the ITS (and any checks) and fill in the results contract."""
     params = ctx.params
@@ -277,6 +329,10 @@ def run(ctx: RunContext) -> EvaluationResults:
     estimates: list[Estimate] = list(fit.estimates())
     series = {"primary": _series(fit, params.outcome.label, unit)}
     diagnostics: dict[str, Any] = {"primary": fit.diagnostics()}
+    mde = minimum_detectable(estimates, params.model.level)
+    if mde is not None:
+        estimates.append(mde)
+        diagnostics.update(conclusion(_find(estimates, "level_change"), mde, params.outcome.label))
     for check in params.checks:
         check_fit = _fit(ctx, prepared["checks"][check.name], prepared)
         estimates += [
