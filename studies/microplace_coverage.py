@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import platform
 import sys
 import time
@@ -54,6 +55,10 @@ PLACES: dict[str, tuple[str, float, tuple[tuple[str, int], ...]]] = {
     "tweedsmuir_road": ("tweedsmuir_road.yaml", 0.60, syn.TWEEDSMUIR_SLOTS),
     "burnham_avenue": ("burnham_avenue.yaml", 0.65, syn.BURNHAM_SLOTS),
 }
+#: seconds before a fit is declared hung (a normal fit takes ~0.2 s)
+FIT_TIME_LIMIT = 20
+#: NB2 alpha for the refit of a hung fit (effectively Poisson, with HAC standard errors)
+FALLBACK_ALPHA = 1e-6
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Config:
     n_seeds: int = 100
     first_seed: int = 1
     places: tuple[str, ...] = tuple(PLACES)
+    time_limit: int = FIT_TIME_LIMIT
 
 
 def _params(place: str) -> ItsParams:
@@ -133,9 +139,15 @@ def _start(params: ItsParams) -> pd.Timestamp:
     return pd.Timestamp(params.intervention.start).to_period("Q").start_time
 
 
-def fit_place(y: pd.Series, params: ItsParams) -> dict[str, Any]:
-    """Fit as the workflow does; the level change, MDE and the conclusion rule."""
-    fit = fit_its(y, _start(params), spec_from(params, "quarter"))
+def fit_place(y: pd.Series, params: ItsParams, negbin_alpha: float | None = None) -> dict[str, Any]:
+    """Fit as the workflow does; the level change, MDE and the conclusion rule.
+
+    ``negbin_alpha`` fixes the NB2 dispersion (None: estimated, as the workflow does).
+    """
+    spec = spec_from(params, "quarter")
+    if negbin_alpha is not None:
+        spec = replace(spec, negbin_alpha=negbin_alpha)
+    fit = fit_its(y, _start(params), spec)
     estimates = list(fit.estimates())
     lc = next(e for e in estimates if e.name == "level_change")
     mde = minimum_detectable(estimates, params.model.level)
@@ -150,8 +162,41 @@ def fit_place(y: pd.Series, params: ItsParams) -> dict[str, Any]:
         "conclusive": concl.get("conclusive"),
         "alpha": fit.negbin_alpha,
         "warnings": list(fit.warnings),
+        "timed_out": negbin_alpha is not None,
         "mean_per_quarter": float(y.mean()),
     }
+
+
+class Fitter:
+    """``fit_place`` in a worker process, abandoned after ``time_limit`` seconds.
+
+    The workflow's alpha estimate can hang inside scipy's polygamma (C code, so no signal
+    interrupts it) when the maximum likelihood alpha heads to 0 (see studies/README.md).
+    A hung fit is killed, flagged ``timed_out`` and redone with alpha fixed at
+    ``FALLBACK_ALPHA`` (NB2 with alpha ~ 0 is Poisson: where the estimate was heading).
+    ``time_limit`` 0 fits in this process with no limit.
+    """
+
+    def __init__(self, time_limit: int = FIT_TIME_LIMIT) -> None:
+        self.time_limit = time_limit
+        self.pool: Any = None
+
+    def __call__(self, y: pd.Series, params: ItsParams) -> dict[str, Any]:
+        if self.time_limit <= 0:
+            return fit_place(y, params)
+        if self.pool is None:
+            self.pool = mp.get_context("fork").Pool(1)
+        try:
+            return self.pool.apply_async(fit_place, (y, params)).get(self.time_limit)
+        except mp.TimeoutError:
+            self.close()
+            return fit_place(y, params, FALLBACK_ALPHA)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def pseudo_true(y_expected: pd.Series, params: ItsParams) -> float:
@@ -171,21 +216,27 @@ def run(cfg: Config, progress: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     params = {p: _params(p) for p in cfg.places}
     records = []
+    fitter = Fitter(cfg.time_limit)
     for i in range(cfg.n_seeds):
         seed = cfg.first_seed + i
         labels, counts, expected = simulate_counts(seed)
         for place in cfg.places:
             prm = params[place]
             y = place_series(labels, counts, place, prm)
-            rec = fit_place(y, prm)
+            rec = fitter(y, prm)
             rec["pseudo_true"] = pseudo_true(place_series(labels, expected, place, prm), prm)
             records.append({"seed": seed, "place": place, **rec})
         if progress and (i + 1) % 10 == 0:
             print(f"  {i + 1}/{cfg.n_seeds} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    fitter.close()
     frame = pd.DataFrame(records)
     return {
         "config": asdict(cfg),
         "summary": summarise(frame),
+        "timed_out_seeds": {
+            str(p): [int(v) for v in g.loc[g["timed_out"], "seed"]]
+            for p, g in frame.groupby("place")
+        },
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": f"{platform.machine()} python {platform.python_version()}",
     }
@@ -233,6 +284,8 @@ def summarise(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "median_mde": round(float(g["mde"].median()), 4),
                 "mean_per_quarter": round(float(g["mean_per_quarter"].mean()), 1),
                 "any_warnings": round(float((g["warnings"].str.len() > 0).mean()), 4),
+                "fits_timed_out": int(g["timed_out"].sum()),
+                "coverage_planted_excl_timed_out": _cov(g[~g["timed_out"]], planted)[0],
             }
         )
     return rows
@@ -253,9 +306,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=100, help="number of seeds")
     ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument(
+        "--time-limit", type=int, default=FIT_TIME_LIMIT, help="seconds before a fit is hung"
+    )
     ap.add_argument("--out", type=Path, help="write the result as JSON here")
     a = ap.parse_args(argv)
-    result = run(Config(n_seeds=a.seeds, first_seed=a.first_seed), progress=True)
+    cfg = Config(n_seeds=a.seeds, first_seed=a.first_seed, time_limit=a.time_limit)
+    result = run(cfg, progress=True)
     print(markdown(result))
     print(f"\n{result['seconds']} s on {result['machine']}")
     if a.out:

@@ -159,6 +159,8 @@ def test_index_then_evaluation_page(
 ) -> None:
     results = read_results(real_reports / "operation_talon")
     index = _open(browser, dashboard.url("/"))  # "/" redirects to the index
+    loaded: list[str] = []
+    index.on("requestfinished", lambda r: loaded.append(r.url))
     assert index.url.endswith("/voila/render/index.ipynb")
     assert "1 evaluation of community-safety" in index.inner_text("#headline")
     assert index.inner_text("#evaluations").count("Operation Talon") == 1
@@ -182,6 +184,9 @@ def test_index_then_evaluation_page(
     assert "live.show_evaluation" not in page.content()  # sources are stripped
     assert page.title() == results.title
     _assert_no_error(page)
+    # nothing is fetched from other sites (the Content-Security-Policy blocks Voila's CDN
+    # stylesheet): a funder's browser talks to the dashboard server only
+    assert loaded and all(u.startswith((dashboard.base, "data:", "blob:")) for u in loaded)
     page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
     assert (tmp_path / "evaluation.png").stat().st_size > 50_000
     print(f"screenshots: {tmp_path}")
@@ -313,3 +318,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def _cmdline(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     return raw.decode(errors="replace").split("\0")
+
+
+def test_pages_carry_a_content_security_policy(dashboard: Dashboard) -> None:
+    with urllib.request.urlopen(dashboard.url("/voila/render/index.ipynb"), timeout=60) as resp:
+        policy = resp.headers["Content-Security-Policy"]
+        body = resp.read().decode()
+    assert "default-src 'self'" in policy and "frame-ancestors 'self'" in policy
+    assert "live.show_index" not in body and "from evaluation" not in body  # no source

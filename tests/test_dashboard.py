@@ -83,6 +83,32 @@ def test_its_pitfalls_name_enforcement_covid_and_lsoa_change() -> None:
     assert "292 records" in page.html  # records without location
 
 
+def test_controlled_its_is_not_described_as_having_no_comparison() -> None:
+    plain = pages.evaluation_page(its_example())
+    assert "there is no comparison area" in plain.html
+    outcome = its_example().outcome.model_copy(update={"comparison_areas": ["Ely", "Caerau"]})
+    controlled = its_example().model_copy(
+        update={"outcome": outcome, "evidence": {"msms_level": 2, "padlocks": 2}}
+    )
+    page = pages.evaluation_page(controlled)
+    assert "there is no comparison area" not in page.html
+    assert "Controlled interrupted time series" in page.html
+    assert "Comparison areas: Ely and Caerau." in page.html
+    assert "2 of 5 padlocks" in page.html
+
+
+def test_activity_pitfall_for_other_activity_measures() -> None:
+    results = did_example()
+    outcome = results.outcome.model_copy(
+        update={"label": "Possession of weapons", "crime_types": ["Possession of weapons"],
+                "measure": "activity"}
+    )  # fmt: skip
+    found = pages.pitfalls(results.model_copy(update={"outcome": outcome}))
+    assert any(p.startswith("Possession of weapons measure police activity") for p in found)
+    assert not any("Drug offences" in p for p in found)
+    assert not any("police activity" in p for p in pages.pitfalls(did_example()))
+
+
 def test_did_page_shows_event_study_comparison_areas_and_evidence_level() -> None:
     results = did_example()
     page = pages.evaluation_page(results)

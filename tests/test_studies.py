@@ -117,3 +117,13 @@ def test_micro_study_runs(micro):
         assert 0.0 <= s["coverage_planted"] <= 1.0
         assert 0.0 <= s["cannot_conclude_rate"] <= 1.0
     assert "tweedsmuir_road" in micro.markdown(result)
+
+
+def test_micro_fallback_fit_fixes_alpha(micro):
+    # the refit used when the workflow's alpha estimate hangs: alpha fixed, flagged
+    params = micro._params("tweedsmuir_road")
+    labels, counts, _ = micro.simulate_counts(4)
+    y = micro.place_series(labels, counts, "tweedsmuir_road", params)
+    rec = micro.fit_place(y, params, micro.FALLBACK_ALPHA)
+    assert rec["timed_out"] and rec["alpha"] == micro.FALLBACK_ALPHA
+    assert rec["ci_low"] < rec["estimate"] < rec["ci_high"]

@@ -92,8 +92,9 @@ def test_simplex_qp_meets_the_kkt_conditions_and_beats_slsqp():
         assert np.abs(g[support] - mu).max() <= 1e-7 * scale
         assert (g[~support] - mu).min(initial=0) >= -1e-7 * scale
         # never worse than SLSQP at its tightest tolerance (relative 1e-10: rounding)
-        f = lambda v: float(np.sum((y - X @ v) ** 2))  # noqa: E731
-        assert f(w) <= f(_slsqp_simplex(P, q)) * (1 + 1e-10)
+        w_slsqp = _slsqp_simplex(P, q)
+        loss, loss_slsqp = (float(np.sum((y - X @ v) ** 2)) for v in (w, w_slsqp))
+        assert loss <= loss_slsqp * (1 + 1e-10)
 
 
 def test_one_donor_gets_all_the_weight():
@@ -109,6 +110,9 @@ def test_exact_blend_recovers_weights_and_effect():
     # noise-free and inside the donors' hull: the fit is exact, so the weights and the gap
     # are recovered to rounding error (1e-8)
     assert res.weights.to_numpy() == pytest.approx(true_w, abs=1e-8)
+    wide = _wide(long)
+    pre = wide.iloc[:40]
+    assert sc_weights(pre["T"], pre.drop(columns="T")) == pytest.approx(true_w, abs=1e-8)
     assert res.pre_rmspe == pytest.approx(0, abs=1e-8)
     assert res.att == pytest.approx(-5.0, abs=1e-8)
     assert res.gap[~res.pre] == pytest.approx(np.full(20, -5.0), abs=1e-8)
@@ -175,7 +179,7 @@ def test_weights_and_gaps_agree_with_pysyncon():
     V = pd.concat([X0, X1], axis=1).std(axis=1).to_numpy() ** 2
     synth = pysyncon.Synth()
     synth.fit(X0=X0, X1=X1, Z0=Z0, Z1=Z1, custom_V=V)
-    theirs = pd.Series(synth.W, index=synth.W_names)
+    theirs = pd.Series(synth.W, index=donors)  # W_names is not set when V is given
     ours = SyntheticControl(placebos=False).fit(long, ["T"], 40)
     # weights to 1e-3: pysyncon stops SLSQP at its default tolerance, ours is exact
     assert ours.weights.to_numpy() == pytest.approx(theirs[donors].to_numpy(), abs=1e-3)
@@ -294,7 +298,7 @@ def test_placebo_p_value_rank():
     assert placebo_p_value(9.0, [1.0, 3.0, 2.0, 0.5]) == pytest.approx(1 / 5)
     assert placebo_p_value(0.1, [1.0, 3.0, 2.0, 0.5]) == pytest.approx(1.0)
     assert placebo_p_value(2.0, [1.0, np.nan, 3.0]) == pytest.approx(2 / 3)  # NaN ignored
-    assert placebo_p_value(np.inf, [1.0, np.inf]) == pytest.approx(1.0)
+    assert placebo_p_value(np.inf, [1.0, np.inf]) == pytest.approx(2 / 3)  # a perfect pre-fit
 
 
 def test_placebo_table_and_interval():
@@ -376,12 +380,12 @@ def csv_case(tmp_path: Path):
     for i, area in enumerate(AREAS):
         mu = 20 + 3 * i
         for k, m in enumerate(months):
-            effect = 0.8 if area == "North" and m >= pd.Timestamp("2021-01-01") else 1.0
+            effect = 0.8 if area == "Docks" and m >= pd.Timestamp("2021-01-01") else 1.0
             season = 1 + 0.1 * np.sin(2 * np.pi * k / 12)
             rows.append((area, m.strftime("%Y-%m"), rng.poisson(mu * season * effect)))
     pd.DataFrame(rows, columns=["area", "month", "count"]).to_csv(tmp_path / "s.csv", index=False)
 
-    def write(extra: str = "", treated: str = "[North]", start: str = "2021-01") -> Path:
+    def write(extra: str = "", treated: str = "[Docks]", start: str = "2021-01") -> Path:
         text = f"""\
             title: Tidy synthetic control
             design: synthetic_control
@@ -408,7 +412,7 @@ def test_workflow_on_a_tidy_csv(csv_case):
     assert isinstance(results, EvaluationResults) and results.design == "synthetic_control"
     assert results.headline == "att" and results.truth is None and not results.synthetic
     assert results.outcome.buffer_areas == ["South"]
-    assert set(results.outcome.comparison_areas) == set(AREAS) - {"North", "South"}
+    assert set(results.outcome.comparison_areas) == set(AREAS) - {"Docks", "South"}
     names = [e.name for e in results.estimates]
     assert names == ["att", "rate_ratio_sc", "cumulative_effect", "placebo_p", "pre_rmspe"]
     assert {"donor_weights", "placebos", "balance"} <= set(results.tables)
@@ -424,6 +428,13 @@ def test_workflow_on_a_tidy_csv(csv_case):
     assert any("spillover" in n for n in results.notes)
 
 
+def test_workflow_warns_when_no_blend_can_reach_the_treated_level(csv_case):
+    results = api.load(csv_case(treated="[North]")).fit()  # the quietest area
+    assert any("below every donor area" in w for w in results.warnings)
+    sdid = api.load(csv_case(treated="[North]", extra="method: sdid\n")).fit()
+    assert not any("every donor area" in w for w in sdid.warnings)  # SDID allows a level shift
+
+
 def test_workflow_sdid_on_a_tidy_csv(csv_case):
     results = api.load(csv_case(extra="method: sdid\n")).fit()
     assert "time_weights" in results.tables
@@ -436,16 +447,16 @@ def test_workflow_sdid_on_a_tidy_csv(csv_case):
         ({"treated": "[Nowhere]"}, "intervention.treated", "unknown area 'Nowhere'"),
         ({"treated": "[]"}, "intervention.treated", "list the treated areas"),
         (
-            {"extra": "comparison:\n  areas: [South, North, East]\n"},
+            {"extra": "comparison:\n  areas: [South, Docks, East]\n"},
             "comparison.areas",
-            "'North' is both treated and a donor",
+            "'Docks' is both treated and a donor",
         ),
         (
             {"extra": "comparison:\n  areas: [South, East]\nbuffer:\n  areas: [East]\n"},
             "comparison.areas",
             "'East' is both a buffer area and a donor",
         ),
-        ({"extra": "buffer:\n  areas: [North]\n"}, "buffer.areas", "both treated and a buffer"),
+        ({"extra": "buffer:\n  areas: [Docks]\n"}, "buffer.areas", "both treated and a buffer"),
         (
             {"extra": "comparison:\n  method: listed\n"},
             "comparison.areas",
@@ -471,7 +482,7 @@ def test_workflow_bad_input_names_the_key(csv_case, kwargs, key, fragment):
 
 
 def test_cli_bad_input_exits_2_and_writes_nothing(csv_case, tmp_path, capsys):
-    path = csv_case(extra="comparison:\n  areas: [South, North, East]\n")
+    path = csv_case(extra="comparison:\n  areas: [South, Docks, East]\n")
     out = tmp_path / "out"
     assert main(["run", str(path), "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -482,13 +493,46 @@ def test_cli_bad_input_exits_2_and_writes_nothing(csv_case, tmp_path, capsys):
 # California Proposition 99: cigarette packs per capita, 1970-2000, one row per year: the
 # year, the 38 control states in PROP99_CONTROLS' order, then California. From synthdid's
 # california_prop99.csv (Abadie, Diamond & Hainmueller 2010), to one decimal as published.
-PROP99_CONTROLS = (
-    "Alabama Arkansas Colorado Connecticut Delaware Georgia Idaho Illinois Indiana Iowa "
-    "Kansas Kentucky Louisiana Maine Minnesota Mississippi Missouri Montana Nebraska Nevada "
-    "New_Hampshire New_Mexico North_Carolina North_Dakota Ohio Oklahoma Pennsylvania "
-    "Rhode_Island South_Carolina South_Dakota Tennessee Texas Utah Vermont Virginia "
-    "West_Virginia Wisconsin Wyoming"
-).split()
+PROP99_CONTROLS = [
+    "Alabama",
+    "Arkansas",
+    "Colorado",
+    "Connecticut",
+    "Delaware",
+    "Georgia",
+    "Idaho",
+    "Illinois",
+    "Indiana",
+    "Iowa",
+    "Kansas",
+    "Kentucky",
+    "Louisiana",
+    "Maine",
+    "Minnesota",
+    "Mississippi",
+    "Missouri",
+    "Montana",
+    "Nebraska",
+    "Nevada",
+    "New Hampshire",
+    "New Mexico",
+    "North Carolina",
+    "North Dakota",
+    "Ohio",
+    "Oklahoma",
+    "Pennsylvania",
+    "Rhode Island",
+    "South Carolina",
+    "South Dakota",
+    "Tennessee",
+    "Texas",
+    "Utah",
+    "Vermont",
+    "Virginia",
+    "West Virginia",
+    "Wisconsin",
+    "Wyoming",
+]
 PROP99 = """\
 1970 89.8 100.3 124.8 120 155 109.9 102.4 124.8 134.6 108.5 114 155.8 115.9 128.5 104.3 93.4 121.3 111.2 108.1 189.5 265.7 90 172.4 93.8 121.6 108.4 107.3 123.9 103.6 92.7 99.8 106.4 65.5 122.6 124.3 114.5 106.4 132.2 123
 1971 95.4 104.1 125.5 117.6 161.1 115.7 108.5 125.6 139.3 108.4 102.8 163.5 119.8 133.2 116.4 105.4 127.6 115.6 108.6 190.5 278 92.6 187.6 98.5 124.6 115.4 106.3 123.2 115 96.7 106.3 108.9 67.7 124.4 128.4 111.5 105.4 131.7 121

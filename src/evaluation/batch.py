@@ -229,8 +229,8 @@ def _on_cluster(
     from distributed import Client, as_completed
 
     home = str(config.project_root())
-    own = not hasattr(scheduler, "submit")
-    client = Client(scheduler) if own else scheduler
+    own = isinstance(scheduler, str)
+    client: Any = Client(scheduler) if own else scheduler
     try:
         futures = [
             # pure=False: a re-run is new work, never a cached result
@@ -318,7 +318,18 @@ def command(
     )
     for o in result.failed:
         print(f"{o.name}: failed; see {_rel(o.report)}", file=_stderr())
+    _publish_dashboards(Path(output_root) if output_root else config.reports_dir())
     return config.EXIT_RUN_FAILED if result.failed else 0
+
+
+def _publish_dashboards(reports: Path) -> None:
+    """End a batch with the dashboards available: static pages, and how to serve them live."""
+    from evaluation.dashboard import publish
+
+    out = reports / "dashboards"
+    publish.publish(reports, out)
+    print(f"dashboards: {_rel(out / 'index.html')} (static, code-free, for emailing)")
+    print("live dashboards: evaluation dashboard  (serves them on http://127.0.0.1:8866)")
 
 
 def _stderr() -> Any:

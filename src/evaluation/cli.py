@@ -99,11 +99,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_params() -> list[Path]:
-    """Every params file of the checkout."""
-    return sorted(config.params_dir().glob("*.yaml"))
-
-
 def cmd_run_all(args: argparse.Namespace) -> int:
     """Run every params file (or those given), in parallel, and summarise."""
     from evaluation import batch
@@ -118,12 +113,21 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     )
 
 
-def _summary(outcomes: Sequence[object]) -> None:
-    print(f"\n{'evaluation':<28} {'status':<7} {'time':>7}  headline")
-    for o in outcomes:
-        status = "ok" if o.ok else "FAILED"  # type: ignore[attr-defined]
-        text = o.headline if o.ok else o.error  # type: ignore[attr-defined]
-        print(f"{o.name:<28} {status:<7} {o.seconds:>6.1f}s  {text}")  # type: ignore[attr-defined]
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the funders' dashboards (Voila) until interrupted."""
+    from evaluation.dashboard import catalog, server
+
+    server.serve(catalog.reports_dir(), host=args.host, port=args.port, token=args.token)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Write static, code-free HTML of every dashboard."""
+    from evaluation.dashboard import catalog, publish
+
+    written = publish.publish(catalog.reports_dir(), Path(args.dir))
+    print(f"wrote {len(written)} files to {args.dir} (open index.html)")
+    return 0
 
 
 def _rel(path: Path) -> str:
@@ -183,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-root", help="folder for the reports (default: reports/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run_all)
+
+    p = sub.add_parser("dashboard", parents=[common], help="serve the funders' dashboards (Voila)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--token", help="access token viewers must give")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("publish", parents=[common], help="write static HTML of every dashboard")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

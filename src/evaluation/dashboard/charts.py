@@ -277,8 +277,13 @@ def observed_chart(protected: Protected, key: str = "primary") -> Chart:
         data.append(_line(x, _y(series.counterfactual), "Without the intervention",
                           COUNTERFACTUAL, line={"dash": "dash"}, hovertemplate=hover))  # fmt: skip
     label = series.label or results.outcome.label
-    layout = _layout(f"{label}: recorded and expected without the intervention", series.unit,
-                     synthetic=results.synthetic)  # fmt: skip
+    if series.counterfactual:
+        title = f"{label}: recorded and expected without the intervention"
+    elif series.comparison:
+        title = f"{label}: intervention and comparison areas"
+    else:
+        title = f"{label}: recorded each month"
+    layout = _layout(title, series.unit, synthetic=results.synthetic)
     if is_calendar(series):
         _covid_bands(layout, series)
     start = _start(results, series)

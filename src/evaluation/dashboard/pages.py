@@ -1,8 +1,9 @@
 """The content of the dashboards, built from results objects only.
 
 A :class:`Page` is a title and its parts in reading order: HTML fragments (``str``) and
-charts (:class:`~evaluation.dashboard.charts.Chart`). :mod:`evaluation.dashboard.live` displays the parts in a Voila page;
-:mod:`evaluation.dashboard.publish` writes them as one static HTML file. Nothing here
+charts (:class:`~evaluation.dashboard.charts.Chart`). :mod:`evaluation.dashboard.live`
+displays the parts in a Voila page; :mod:`evaluation.dashboard.publish` writes them as one
+static HTML file. Nothing here
 refits a model or reads raw records, and every observed count passes through
 :func:`evaluation.dashboard.protect.protect` before it is drawn. Every value taken from a
 results file is HTML-escaped.
@@ -56,6 +57,11 @@ DESIGN_EXPLAINED: dict[str, str] = {
         "intervention (the counterfactual); the effect is the gap between what was recorded "
         "and that projection."
     ),
+    "cits": (
+        "As an interrupted time series (the trend before the start, projected forward), "
+        "with a comparison series alongside: the effect is the change in the evaluated "
+        "area over and above the change in the comparison areas at the same time."
+    ),
     "did": (
         "The change in the intervention areas from before to after the start is compared "
         "with the change over the same months in similar comparison areas; the comparison "
@@ -79,6 +85,12 @@ LIMITS_COMMON: tuple[str, ...] = (
 )
 
 LIMITS_BY_DESIGN: dict[str, tuple[str, ...]] = {
+    "cits": (
+        "Anything else that changed at the same time in the evaluated area but not in the "
+        "comparison series cannot be told apart from the intervention.",
+        "If crime moved into the comparison areas, or they benefited too, the effect is "
+        "over- or under-stated.",
+    ),
     "its": (
         "Anything else that changed at the same time (other initiatives, policing or "
         "recording practice, the economy) cannot be told apart from the intervention: "
@@ -302,7 +314,7 @@ def _header(results: EvaluationResults, index_href: str) -> str:
     where = f" in {_areas(o.areas)}" if o.areas else ""
     start = month_words(results.periods.intervention_start)
     bits = [
-        f"{design_words(results.design)} · {o.label}{where}",
+        f"{design_words(_design_key(results))} · {o.label}{where}",
         f"Data {period_words(results)}" + (f" · started {start}" if start else ""),
     ]
     subs = "".join(f'<p class="ev-sub">{_e(b)}</p>' for b in bits)
@@ -387,12 +399,20 @@ def _pretrend_words(results: EvaluationResults) -> str:
     return "No test of trends before the start is reported."
 
 
+def _design_key(results: EvaluationResults) -> str:
+    """The design, telling a controlled ITS (one with comparison areas) from a plain one."""
+    if results.design == "its" and results.outcome.comparison_areas:
+        return "cits"
+    return results.design
+
+
 def _method_section(results: EvaluationResults) -> str:
     o = results.outcome
     items = []
-    explained = DESIGN_EXPLAINED.get(results.design)
+    design = _design_key(results)
+    explained = DESIGN_EXPLAINED.get(design)
     if explained:
-        items.append(f"{design_words(results.design)}: {explained}")
+        items.append(f"{design_words(design)}: {explained}")
     if o.comparison_areas:
         items.append(f"Comparison areas: {_join(list(o.comparison_areas))}.")
     if o.buffer_areas:
@@ -413,6 +433,9 @@ def _method_section(results: EvaluationResults) -> str:
         else "Strength of evidence: this evaluation has not been rated on the Maryland "
         "Scientific Methods Scale."
     )
+    padlocks = results.evidence.get("padlocks")
+    if isinstance(padlocks, int) and not isinstance(padlocks, bool) and 0 <= padlocks <= 5:
+        items.append(f"Youth Endowment Fund evidence rating: {padlocks} of 5 padlocks.")
     mde = results.evidence.get("mde") or results.evidence.get("minimum_detectable_effect")
     if isinstance(mde, dict):
         value, _ = compact_effect(Estimate.model_validate(mde))
@@ -441,7 +464,7 @@ def _truth_check(results: EvaluationResults) -> str:
 
 
 def _limits_section(results: EvaluationResults) -> str:
-    items = list(LIMITS_BY_DESIGN.get(results.design, ())) + list(LIMITS_COMMON)
+    items = list(LIMITS_BY_DESIGN.get(_design_key(results), ())) + list(LIMITS_COMMON)
     if results.outcome.measure == "activity":
         items.insert(
             0,
@@ -471,11 +494,17 @@ def pitfalls(results: EvaluationResults) -> list[str]:
     """The pitfalls that apply to this evaluation, in plain words."""
     o = results.outcome
     out = []
-    if o.measure == "activity" or "Drugs" in o.crime_types:
+    if "Drugs" in o.crime_types:
         out.append(
             "Drug offences measure police activity, not drug dealing: they are recorded when "
             "police find drugs, so more enforcement records more offences. A rise can be a "
             "sign the operation was working, and a fall can mean less enforcement."
+        )
+    elif o.measure == "activity":
+        out.append(
+            f"{o.label} measure police activity: they are mostly recorded when police find "
+            "them, so more enforcement records more offences, and a rise can be a sign the "
+            "intervention was working."
         )
     if overlaps_covid(results):
         if _covid_modelled(results):

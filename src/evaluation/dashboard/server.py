@@ -201,6 +201,10 @@ def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         pass
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     reports_dir: Path,
     host: str = DEFAULT_HOST,
@@ -215,6 +219,7 @@ def serve(
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     proc = start_server(Path(reports_dir), host, port, token)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
     try:
         wait_until_ready(proc, host, port)
         url = dashboard_url(host, port, token)
@@ -227,5 +232,6 @@ def serve(
         pass
     finally:
         stop_server(proc)
+        signal.signal(signal.SIGTERM, previous)
     if proc.returncode not in (0, -signal.SIGTERM, None):
         raise RunError(f"the dashboard server exited with code {proc.returncode}")

@@ -36,6 +36,22 @@ from evaluation.dashboard import EVALUATION_NOTEBOOK, INDEX_NOTEBOOK, PLOTLY_JS,
 NOTEBOOKS: tuple[str, ...] = (INDEX_NOTEBOOK, EVALUATION_NOTEBOOK)
 #: Seconds a kernel may sit idle (its page rendered) before it is shut down.
 CULL_IDLE_SECONDS = 120
+#: The pages load nothing from other sites (Voila's template links a CDN stylesheet, which a
+#: funder's browser would otherwise request) and may not be framed by other sites.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
 #: Handlers removed: the file tree, the contents API and static files from the folder.
 _DROPPED = {"TornadoVoilaTreeHandler", "VoilaContentsHandler", "AllowListFileHandler"}
 
@@ -50,6 +66,7 @@ def base_config(pool_size: int = 2) -> Config:
     c.VoilaConfiguration.show_tracebacks = False
     c.VoilaConfiguration.strip_sources = True
     c.VoilaConfiguration.file_allowlist = []
+    c.Voila.tornado_settings = {"headers": {"Content-Security-Policy": CONTENT_SECURITY_POLICY}}
     c.VoilaConfiguration.theme = "light"
     c.VoilaConfiguration.template = "lab"
     # The pages draw their charts with the plotly.js served below, after the headline has

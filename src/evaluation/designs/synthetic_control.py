@@ -92,6 +92,8 @@ def _kkt_solve(P: np.ndarray, q: np.ndarray) -> np.ndarray:
 def _slsqp_simplex(P: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The same programme by SLSQP (a fallback should the active-set method cycle)."""
     n = q.size
+    scale = float(np.trace(P)) / n or 1.0
+    P, q = P / scale, q / scale
     res = optimize.minimize(
         lambda w: 0.5 * w @ P @ w - q @ w,
         np.full(n, 1.0 / n),
@@ -99,7 +101,7 @@ def _slsqp_simplex(P: np.ndarray, q: np.ndarray) -> np.ndarray:
         bounds=[(0.0, 1.0)] * n,
         constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(n)}],
         method="SLSQP",
-        options={"maxiter": 2000, "ftol": 1e-15},
+        options={"maxiter": 1000, "ftol": 1e-14},
     )
     w = np.clip(res.x, 0.0, None)
     return w / w.sum()

@@ -13,7 +13,8 @@ on the evaluation's own pre-period data, by a parametric bootstrap:
    quasi-Poisson (variance ``phi mu``) or negative binomial (``mu + alpha mu^2``), made by
    a multiplicative log-normal factor with the same variance (a Poisson-lognormal draw),
    whose log is AR(1) within each unit with the lag-1 autocorrelation ``rho`` estimated
-   from the Pearson residuals, so that persistent deviations are simulated too.
+   from the Pearson residuals (when they show any), so that persistent deviations are
+   simulated too.
 3. **Planted effect.** Each crime that would have happened in a treated unit after the
    start is removed with probability ``1 - r`` (binomial thinning: exactly a rate ratio
    ``r``); rises add Poisson crimes. Every effect uses the same draws (common random
@@ -67,8 +68,6 @@ _TIE = 1e-9
 MAX_RHO = 0.9
 #: Below this mean share of the variance beyond Poisson, ``rho`` is not identified: 0.
 MIN_EXCESS_SHARE = 0.02
-#: Treated clusters from which the DiD headline uses CR1 (as ``inference.cluster``).
-MIN_TREATED_FOR_CR1 = 10
 
 
 def _bad(key: str, message: str) -> InputError:
@@ -142,7 +141,7 @@ class NoiseModel:
         return base
 
 
-def _pearson_df(y: np.ndarray, mu: np.ndarray, n_params: int) -> int:
+def _pearson_df(y: np.ndarray, n_params: int) -> int:
     df = int(np.size(y)) - int(n_params)
     if df < 1:
         raise _bad("outcome", "too few pre-period observations to estimate the noise")
@@ -192,7 +191,7 @@ def estimate_noise(
     y = np.atleast_2d(np.asarray(y, dtype=float))
     mu = np.atleast_2d(np.asarray(mu, dtype=float))
     keep = mu > 0
-    df = _pearson_df(y[keep], mu[keep], n_params)
+    df = _pearson_df(y[keep], n_params)
     if kind == "poisson":
         noise = NoiseModel("poisson")
     elif kind == "negbin":
@@ -210,7 +209,9 @@ def _latent_rho(y: np.ndarray, mu: np.ndarray, noise: NoiseModel) -> float:
 
     With ``r_t = (y_t - mu_t) / sqrt(V_t)``, ``E[r_t r_t+1] ~= rho k_t k_t+1`` where
     ``k_t^2 = c_t mu_t^2 / V_t`` is the share of the variance beyond Poisson; ``rho`` is
-    the ratio of the pooled sums, clipped to ``[0, MAX_RHO]``.
+    the ratio of the pooled sums, clipped to ``[0, MAX_RHO]``. It is 0 unless the
+    residuals' lag-1 autocorrelation is positive at the one-sided 5% level: with little
+    excess variance the ratio is of two small numbers, and noise alone would make it large.
     """
     var = noise.variance(mu)
     ok = var > 0
@@ -218,9 +219,11 @@ def _latent_rho(y: np.ndarray, mu: np.ndarray, noise: NoiseModel) -> float:
     k = np.where(ok, np.sqrt(noise.excess(mu) * mu * mu / np.where(ok, var, 1.0)), 0.0)
     if float(np.mean(k[ok] ** 2)) < MIN_EXCESS_SHARE:
         return 0.0
-    num = float(np.sum(r[:, 1:] * r[:, :-1]))
+    products = r[:, 1:] * r[:, :-1]
+    num = float(np.sum(products))
+    spread = float(np.sqrt(np.sum(products**2)))
     den = float(np.sum(k[:, 1:] * k[:, :-1]))
-    if den <= 0:
+    if den <= 0 or spread <= 0 or num / spread < stats.norm.ppf(0.95):
         return 0.0
     return float(np.clip(num / den, 0.0, MAX_RHO))
 
@@ -828,8 +831,8 @@ def _crossing(effects: np.ndarray, power: np.ndarray, target: float, n: int) -> 
 
 
 def minimum_detectable_effect(
-    effects: Sequence[float],
-    power: Sequence[float],
+    effects: Sequence[float] | np.ndarray,
+    power: Sequence[float] | np.ndarray,
     target: float = 0.8,
     *,
     simulations: int,
@@ -864,16 +867,22 @@ def minimum_detectable_effect(
 
 
 def two_period_normal_power(
-    mean: float, n_pre: int, n_post: int, effect: float, alpha: float = 0.05
+    mean: float,
+    n_pre: int,
+    n_post: int,
+    effect: float,
+    alpha: float = 0.05,
+    dispersion: float = 1.0,
 ) -> float:
     """Normal-approximation power of comparing two Poisson means (the closed-form check).
 
-    Counts are Poisson with mean ``mean`` for ``n_pre`` periods and ``effect * mean`` for
-    ``n_post``; the log rate ratio has variance ``1/(n_pre mean) + 1/(n_post effect mean)``,
-    and a two-sided z-test rejects in the planted direction with probability
+    Counts have mean ``mean`` for ``n_pre`` periods and ``effect * mean`` for ``n_post``,
+    with variance ``dispersion`` times the mean (1: Poisson); the log rate ratio has
+    variance ``dispersion (1/(n_pre mean) + 1/(n_post effect mean))``, and a two-sided
+    z-test rejects in the planted direction with probability
     ``Phi(|log effect| / sd - z_{1 - alpha/2})``.
     """
-    sd = math.sqrt(1.0 / (n_pre * mean) + 1.0 / (n_post * effect * mean))
+    sd = math.sqrt(dispersion * (1.0 / (n_pre * mean) + 1.0 / (n_post * effect * mean)))
     return float(stats.norm.cdf(abs(math.log(effect)) / sd - stats.norm.ppf(1 - alpha / 2)))
 
 

@@ -48,6 +48,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from evaluation.config import MIN_PRE_PERIODS
@@ -85,10 +86,12 @@ NOT_RATED: dict[str, str] = {
 }
 
 _RR_SCALES = ("rate_ratio", "rate_ratio_per_period")
-_EFFECT_SCALES = (*_RR_SCALES, "count", "count_per_period", "count_per_area_period", "rate")
-_EFFECT_SCALES += ("level", "proportion")
+_EFFECT_SCALES: tuple[str, ...] = (
+    *_RR_SCALES,
+    *("count", "count_per_period", "count_per_area_period", "rate", "level", "proportion"),
+)
 _PRETREND_NAMES = ("pretrend_wald_p", "pretrend_p")
-_RMSPE_NAMES = ("pre_rmspe", "rmspe_pre", "pre_fit_rmspe")
+_RMSPE_NAMES = ("pre_rmspe_total", "pre_rmspe", "rmspe_pre", "pre_fit_rmspe")
 
 
 # --------------------------------------------------------------------------------------
@@ -101,7 +104,8 @@ def _check(name: str, passed: bool, detail: str, required: bool = True) -> dict[
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A finite plain float (numpy scalars included), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return None
     return float(value) if math.isfinite(value) else None
 
@@ -186,7 +190,7 @@ def _pretrend_from_table(results: EvaluationResults) -> tuple[float, str] | None
     ]
     if not zs:
         return None
-    p_min = min(2 * stats.norm.sf(abs(z)) for z in zs)
+    p_min = min(2.0 * float(stats.norm.sf(abs(z))) for z in zs)
     p = min(1.0, len(zs) * p_min)
     return p, f"Bonferroni joint test of the {len(zs)} pre-start event-study estimates"
 
@@ -608,6 +612,8 @@ def rate(results: EvaluationResults) -> dict[str, Any]:
         minimum detectable effect, ``mde`` and ``mde_sentence``.
     """
     design = results.design
+    level: int | None
+    checks: list[dict[str, Any]]
     if design in NOT_RATED:
         level, checks, reason = None, [], NOT_RATED[design]
     elif design in RULES:

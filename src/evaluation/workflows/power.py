@@ -234,6 +234,13 @@ def _prepare_its(
 def _prepare_did(
     ctx: RunContext, params: PowerParams, counts: AreaCounts, start: Any, left_out: int
 ) -> PowerData:
+    if counts.frequency == "period":
+        raise InputError(
+            ctx.params_path,
+            "a difference-in-differences needs dated periods (months or quarters), as the "
+            "DiD evaluation does; plan an ITS (power.design: its) for integer periods",
+            key="power.design",
+        )
     treated = list(params.intervention.treated or [])
     if not treated:
         raise InputError(ctx.params_path, "list the treated areas", key="intervention.treated")
@@ -482,6 +489,11 @@ def _notes(
         f"nominal {spec.alpha:.0%}); a test that rejects too often is corrected to its nominal "
         "size before the minimum detectable effect is read off, a conservative one is not."
     )
+    if params.data.population_offset or params.data.offset:
+        notes.append(
+            "Population offsets are not used: the simulation models counts, and populations "
+            "change too slowly over a few years to move the minimum detectable effect."
+        )
     if data.left_out:
         notes.append(
             f"{data.left_out} {freq}s of data from the start on were left out: a power "
@@ -589,7 +601,7 @@ def run(ctx: RunContext) -> EvaluationResults:
             "primary": _series(
                 data,
                 base,
-                f"{params.outcome.label} before the start",
+                f"{params.outcome.label}{_where(data)}",
                 unit,
                 max(curve.post_periods),
             )
