@@ -168,6 +168,8 @@ class InterventionParams(_Strict):
     post: str | None = None  # repeated cross-sections: 0/1 post column
     treatment: str | None = None  # a 0/1 treatment column in the CSV
     cost_gbp: Number | None = Field(default=None, ge=0)
+    cost_note: str = ""  # where the cost comes from (shown beside every cost figure)
+    deflator: tuple[Number, Number] | None = None  # GDP deflator: 2015/16 index, cost year index
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -190,7 +192,7 @@ class ModelParams(_Strict):
     family: Literal["poisson", "quasipoisson", "negbin", "gaussian"] = "quasipoisson"
     seasonality: str = "fourier:2"
     slope_change: bool = True
-    se: Literal["hac", "model"] = "hac"
+    se: Literal["hac", "model"] = "model"
     hac_lags: int | None = Field(default=None, ge=0, le=36)
     interruptions: Literal["welsh_covid", "none"] = "welsh_covid"
     level: Number = Field(default=config.DEFAULT_LEVEL, gt=0.5, lt=1)
@@ -280,9 +282,9 @@ class PowerSpec(_Strict):
     design: Literal["its", "did"] = "did"
     post_periods: list[int] = Field(default_factory=lambda: [12, 24, 36])
     effects: list[float] = Field(default_factory=lambda: [0.7, 0.8, 0.85, 0.9, 0.95])
-    simulations: int = Field(500, ge=50, le=100_000)
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    target_power: float = Field(0.8, gt=0.5, lt=1)
+    simulations: int = Field(default=500, ge=50, le=100_000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    target_power: float = Field(default=0.8, gt=0.5, lt=1)
 
     @field_validator("effects")
     @classmethod

@@ -355,11 +355,12 @@ def event_study_chart(results: EvaluationResults, unit: str = "") -> Chart | Non
         return None
     table = pd.DataFrame(rows).sort_values("event_time")
     ratio = "scale" in table and table["scale"].iloc[0] == "rate_ratio"
+    step = str(table["unit"].iloc[0]) if "unit" in table else "month"
     data = [{
         "type": "scatter", "mode": "markers",
         "x": table["event_time"].astype(int).tolist(),
         "y": _y(table["estimate"].tolist(), 4),
-        "name": "Effect in each month (reference: the month before the start)",
+        "name": f"Effect in each {step} (reference: the {step} before the start)",
         "marker": {"color": FITTED, "size": 8},
         "error_y": {"type": "data", "symmetric": False,
                     "array": _y((table["ci_high"] - table["estimate"]).tolist(), 4),
@@ -367,9 +368,9 @@ def event_study_chart(results: EvaluationResults, unit: str = "") -> Chart | Non
                     "color": "#7aa6d6"},
     }]  # fmt: skip
     ytitle = "effect (rate ratio)" if ratio else (f"effect ({unit})" if unit else "effect")
-    layout = _layout("Event study: the difference from the comparison areas, month by month",
+    layout = _layout(f"Event study: the difference from the comparison areas, {step} by {step}",
                      ytitle, synthetic=results.synthetic,
-                     xtitle="months relative to the start")  # fmt: skip
+                     xtitle=f"{step}s relative to the start")  # fmt: skip
     layout["yaxis"]["rangemode"] = "normal"
     _hline(layout, 1.0 if ratio else 0.0)
     layout["shapes"].append(

@@ -738,8 +738,8 @@ def evaluation_page(results: EvaluationResults, *, index_href: str = "index.html
         parts.append(second)
         parts.append(
             '<div class="ev"><p class="ev-caption">Each dot is the difference between the '
-            "intervention and comparison areas in one month, relative to the month before the "
-            "start, with its interval. Before the start (shaded) the dots should sit near the "
+            "intervention and comparison areas in one period (month or quarter, as the axis "
+            "says), relative to the period before the start, with its interval. Before the start (shaded) the dots should sit near the "
             "line if the areas were moving alike.</p></div>"
         )
     parts += _check_sections(protected)

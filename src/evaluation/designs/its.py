@@ -621,6 +621,10 @@ def _family(spec: ItsSpec, alpha: float | None) -> sm.families.Family:
     return sm.families.Gaussian()
 
 
+#: below this the data show no overdispersion worth a Newton polish (alpha is then floored)
+MIN_ALPHA = 1e-4
+
+
 def _estimate_alpha(
     x: pd.DataFrame, y: np.ndarray, log_off: np.ndarray | None
 ) -> tuple[float, bool]:
@@ -633,6 +637,9 @@ def _estimate_alpha(
     best: tuple[float, float, bool] = (-math.inf, float("nan"), False)  # llf, alpha, converged
     start = None
     for method in ("bfgs", "newton"):
+        if method == "newton" and best[1] < MIN_ALPHA:
+            # no overdispersion: Newton's polygamma at 1/alpha ~ 1e8 can run for minutes
+            break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -644,6 +651,8 @@ def _estimate_alpha(
             best = (llf, alpha, bool(res.mle_retvals.get("converged", False)))
             start = np.asarray(res.params)
     _, alpha, converged = best
+    if math.isfinite(alpha) and 0 < alpha < MIN_ALPHA:
+        alpha = MIN_ALPHA  # effectively Poisson; keeps the GLM away from a degenerate scale
     if not (math.isfinite(alpha) and alpha > 0):
         raise InputError(
             None,

@@ -128,7 +128,8 @@ def event_study_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -
         color=FITTED,
         ecolor="#9ecae1",
     )
-    ax.set_xlabel("months relative to the start (reference: -1)")
+    step = str(table["unit"].iloc[0]) if "unit" in table else "month"
+    ax.set_xlabel(f"{step}s relative to the start (reference: -1)")
     ax.set_ylabel("effect" + (" (rate ratio)" if table["scale"].iloc[0] == "rate_ratio" else ""))
     ax.set_title(f"{results.title}: event study", loc="left", fontsize=11)
     if results.synthetic:

@@ -69,7 +69,9 @@ _ACTIVITY_CLAUSE = (
 def _round_half_up(x: float, decimals: int = 0) -> float:
     """Round half away from zero (Python's ``round`` rounds half to even: 14.5 -> 14)."""
     q = Decimal(1).scaleb(-decimals)
-    return float(Decimal(repr(abs(x))).quantize(q, rounding=ROUND_HALF_UP)) * (1 if x >= 0 else -1)
+    return float(Decimal(repr(float(abs(x)))).quantize(q, rounding=ROUND_HALF_UP)) * (
+        1 if x >= 0 else -1
+    )
 
 
 def _percent_number(pct: float) -> str:
@@ -542,6 +544,10 @@ def headline(results: EvaluationResults) -> str:
     est = results.headline_estimate()
     if results.design == "profile":
         sentence = _with_activity_clause(profile_sentence(results), results)
+    elif results.design == "power":
+        from evaluation.report.evidence import power_headline  # late: evidence uses text
+
+        sentence = power_headline(results)
     elif results.diagnostics.get("conclusive") is False:
         # small counts: a percentage would mislead; say what the data cannot show
         sentence = str(results.diagnostics.get("conclusion"))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
+from evaluation.report import evidence
 from evaluation.results import EvaluationResults
 from evaluation.workflows.common import RunContext
 
@@ -48,4 +49,5 @@ def prepare(ctx: RunContext) -> Any:
 def run(ctx: RunContext) -> EvaluationResults:
     """Fit the design and return the results contract."""
     fn: Callable[[RunContext], EvaluationResults] = _module(ctx.params.design).run  # type: ignore[attr-defined]
-    return fn(ctx)
+    # the evidence rating is derived from the design and the checks that passed, never by hand
+    return evidence.attach(fn(ctx))

@@ -403,18 +403,55 @@ def _displacement(data: DidData, level: float) -> tuple[list[Estimate], dict[str
     return [q.estimate, tne.estimate, wd.estimate], details
 
 
-def _costs(ctx: RunContext, cumulative: Estimate | None) -> tuple[list[Estimate], dict[str, Any]]:
-    cost = ctx.params.intervention.cost_gbp
-    if cost is None or cumulative is None:
+def _costs(
+    ctx: RunContext, data: DidData, cumulative: Estimate | None
+) -> tuple[list[Estimate], dict[str, Any]]:
+    """Cost per crime prevented and the benefit-cost ratio, intervals carried from the
+    effect's. Crimes prevented are shared between crime types in proportion to the treated
+    areas' post-period counts (the model estimates one proportional effect for them all)."""
+    iv = ctx.params.intervention
+    if iv.cost_gbp is None or cumulative is None:
         return [], {}
-    if "Drugs" in (ctx.params.data.crime_types or []):
-        return [], {"note": "Drug offences are never monetised: they measure police activity."}
+    types = ctx.params.data.crime_types or []
     prevented = costs_mod.prevented_from_effect(cumulative)
-    result = costs_mod.cost_per_crime_prevented(cost, prevented)
-    payload = costs_mod.costs_payload(result, None)
-    payload["programme_cost_gbp"] = cost
-    est = result["estimate"]
-    return ([est] if isinstance(est, Estimate) else []), payload
+    per_crime = costs_mod.cost_per_crime_prevented(iv.cost_gbp, prevented)
+    shares = {} if ctx.params.data.is_csv else _post_shares(ctx, data, types)
+    if not shares:  # no crime types to value: the cost per crime prevented only
+        payload = costs_mod.costs_payload(per_crime, None)
+        payload.update(programme_cost_gbp=iv.cost_gbp, cost_note=iv.cost_note)
+        return [per_crime["estimate"]], payload
+    by_type = {
+        t: (
+            prevented.estimate * share,
+            None if prevented.ci_low is None else prevented.ci_low * share,
+            None if prevented.ci_high is None else prevented.ci_high * share,
+        )
+        for t, share in shares.items()
+    }
+    deflator = tuple(iv.deflator) if iv.deflator else (1.0, 1.0)
+    bcr = costs_mod.benefit_cost_ratio(by_type, None, iv.cost_gbp, deflator)
+    payload = costs_mod.costs_payload(per_crime, bcr)
+    payload.update(
+        programme_cost_gbp=iv.cost_gbp,
+        cost_note=iv.cost_note,
+        prices=(
+            "uprated by the GDP deflator given in params"
+            if iv.deflator
+            else "2015/16 prices (no deflator given)"
+        ),
+        text=[per_crime["text"], bcr["text"]],
+    )
+    return [per_crime["estimate"], bcr["estimate"]], payload
+
+
+def _post_shares(ctx: RunContext, data: DidData, types: list[str]) -> dict[str, float]:
+    counts = {}
+    for t in types:
+        f = common.load_area_counts(ctx, [t]).frame
+        f = f[f["area"].isin(data.treated) & (f["period"] >= data.start)]
+        counts[t] = float(f["count"].sum())
+    total = sum(counts.values())
+    return {t: c / total for t, c in counts.items()} if total else {}
 
 
 def _truth(ctx: RunContext, synthetic: bool, scale: str) -> dict[str, float] | None:
@@ -462,7 +499,7 @@ def run(ctx: RunContext) -> EvaluationResults:
     estimates += event_estimates
     disp_est, disp = _displacement(data, params.model.level)
     estimates += disp_est
-    cost_est, cost_payload = _costs(ctx, cumulative)
+    cost_est, cost_payload = _costs(ctx, data, cumulative)
     estimates += cost_est
     pre = int((frame.index < data.start).sum())
     return EvaluationResults(

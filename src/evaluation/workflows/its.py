@@ -387,7 +387,13 @@ def _warnings(fit: ItsResults, counts: AreaCounts) -> list[str]:
     if lb is not None and lb < 0.05:
         out.append(
             f"Residuals remain autocorrelated (Ljung-Box p = {lb:.3f} at 12 lags); "
-            "the Newey-West standard errors allow for this, model-based ones would not."
+            + (
+                "the Newey-West standard errors allow for this, but in series this short they "
+                "can be too small: read the interval as approximate."
+                if diag.get("se") == "hac"
+                else "model-based standard errors ignore this, so the interval may be too "
+                "narrow; consider model.se: hac."
+            )
         )
     if counts.no_location:
         out.append(

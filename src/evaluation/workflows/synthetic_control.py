@@ -284,11 +284,12 @@ def _donor_words(fit: SyntheticControlResults) -> str:
 
 def _fit_words(fit: SyntheticControlResults, unit: str) -> str:
     level = float(np.mean(fit.observed[fit.pre]))
-    share = f" ({fit.pre_rmspe / level:.0%} of the average {level:.1f})" if level > 0 else ""
+    share = f"; {fit.pre_rmspe / level:.0%} of the average of {level:.1f}" if level > 0 else ""
     return (
-        f"Fit before the start: the synthetic area was on average {fit.pre_rmspe:.1f} {unit} "
-        f"away from the observed counts (root mean squared error){share}. "
-        "The closer the fit, the more the comparison after the start can be trusted."
+        f"Fit before the start: the synthetic area was typically {fit.pre_rmspe:.1f} {unit} "
+        f"away from the observed counts (root mean squared error{share}). Month-to-month "
+        "chance variation in the counts sets a floor under this; the closer the fit, the more "
+        "the comparison after the start can be trusted."
     )
 
 
@@ -343,7 +344,10 @@ def _notes(
         f"1 in {fit.n_placebos + 1}). The {params.model.level:.0%} interval is the estimate "
         "plus or minus about two placebo standard errors: the spread of the placebo areas' "
         "gaps after the start, each scaled by how well its own blend fitted before the start, "
-        "applied to the treated areas' fit.",
+        "applied to the treated areas' fit. The two answer different questions: the ratio "
+        "test asks whether the gap became unusually large in any direction, and with noisy "
+        "monthly counts it has little power against a modest change in level; the interval "
+        "is about the average gap.",
         "The counts are used directly: model.family, seasonality and Covid interruptions do "
         "not apply, because seasons and city-wide shocks shared with the donor areas cancel "
         "out in the blend.",
