@@ -209,6 +209,12 @@ class ModelParams(_Strict):
             return v
         raise ValueError("expected none, month or fourier:K with K from 1 to 6")
 
+    @model_validator(mode="after")
+    def _lags_need_hac(self) -> ModelParams:
+        if self.hac_lags is not None and self.se != "hac":
+            raise ValueError("model.hac_lags is only used with model.se: hac")
+        return self
+
 
 class ComparisonParams(_Strict):
     """How comparison areas are chosen: listed, or matched on pre-period level and trend."""

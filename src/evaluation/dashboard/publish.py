@@ -79,14 +79,15 @@ def publish(reports_dir: Path, out_dir: Path) -> list[Path]:
     Raises
     ------
     InputError
-        If ``reports_dir`` does not exist or ``out_dir`` lies inside it.
+        If ``reports_dir`` does not exist or ``out_dir`` is an evaluation's report folder.
     """
     reports = Path(reports_dir)
     out = Path(out_dir)
     if not reports.is_dir():
         raise InputError(reports, "reports folder not found; run `evaluation run` first")
-    if out.resolve().is_relative_to(reports.resolve()):
-        raise InputError(out, "the output folder must not be inside the reports folder")
+    if (out / "results.json").exists() or out.is_symlink():
+        # never write pages into an evaluation's own report (reports/<name> is a symlink)
+        raise InputError(out, "the output folder is an evaluation's report folder")
     entries = catalog.entries(reports)
     written: list[Path] = []
 

@@ -428,7 +428,9 @@ def _costs(
         )
         for t, share in shares.items()
     }
-    deflator = tuple(iv.deflator) if iv.deflator else (1.0, 1.0)
+    deflator: tuple[float, float] = (
+        (float(iv.deflator[0]), float(iv.deflator[1])) if iv.deflator else (1.0, 1.0)
+    )
     bcr = costs_mod.benefit_cost_ratio(by_type, None, iv.cost_gbp, deflator)
     payload = costs_mod.costs_payload(per_crime, bcr)
     payload.update(

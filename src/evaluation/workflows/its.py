@@ -263,7 +263,8 @@ def _truth(ctx: RunContext, synthetic: bool) -> dict[str, float] | None:
         rr = common.planted_rate_ratio(planted, types)
         if rr is not None:
             truth[f"{prefix}level_change"] = rr
-            truth[f"{prefix}slope_change"] = 1.0
+            if params.model.slope_change:
+                truth[f"{prefix}slope_change"] = 1.0
     return truth or None
 
 
