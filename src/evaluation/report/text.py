@@ -18,6 +18,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -476,9 +477,15 @@ def _lower_first(s: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+#: ONS statistical-area codes (LSOA, ward, ...): named by their number, not read out
+_ONS_CODE = re.compile(r"^[EWSN]\d{8}$")
+
+
 def _areas_phrase(areas: Sequence[str]) -> str:
     if not areas:
         return ""
+    if all(_ONS_CODE.match(a) for a in areas):
+        return f"{len(areas)} small area{'s' if len(areas) > 1 else ''} (LSOA{'s' if len(areas) > 1 else ''})"
     if len(areas) > 3:
         return f"{len(areas)} areas"
     return _join(list(areas))

@@ -313,7 +313,8 @@ def conclusion(level_change: Estimate | None, mde: Estimate, label: str) -> dict
         "conclusion": (
             f"The data cannot support a conclusion about {label}: the counts are too small "
             f"for this evaluation to detect any fall smaller than about {fall}%, and the estimate's "
-            f"interval runs from a {low}% fall to a {high}% rise."
+            f"interval runs from a {low}% fall to "
+            + (f"a {high}% rise." if high >= 1 else "no change.")
         ),
     }
 
