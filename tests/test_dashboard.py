@@ -366,13 +366,18 @@ def test_published_figures_are_suppressed(reports: Path, tmp_path: Path) -> None
         assert None in trace["y"]  # hidden months are gaps
 
 
-def test_publish_refuses_missing_reports_and_output_inside_reports(
+def test_publish_refuses_missing_reports_and_an_evaluations_folder(
     reports: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(InputError):
         publish.publish(tmp_path / "nope", tmp_path / "site")
-    with pytest.raises(InputError):
-        publish.publish(reports, reports / "site")
+    evaluation = next(p for p in reports.iterdir() if (p / "results.json").is_file())
+    with pytest.raises(InputError):  # never write pages into a report
+        publish.publish(reports, evaluation)
+    # beside the reports is fine (run-all writes reports/dashboards) and is not listed
+    written = publish.publish(reports, reports / "dashboards")
+    assert (reports / "dashboards" / "index.html") in written
+    assert "dashboards" not in catalog.available(reports)
 
 
 # --------------------------------------------------------------------------------------
