@@ -448,3 +448,35 @@ def test_dashboard_kernels_do_not_load_matplotlib_or_plotly() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_tables_are_shown_with_small_counts_hidden() -> None:
+    res = its_example().model_copy(
+        update={
+            "design": "profile",
+            "tables": {
+                "areas": [
+                    {
+                        "area": "A",
+                        "year_1": 3,
+                        "year_2": 40,
+                        "rank_count": 2,
+                        "percent_change": 0.5,
+                    },
+                    {
+                        "area": "B",
+                        "year_1": None,
+                        "year_2": 12,
+                        "rank_count": 1,
+                        "percent_change": None,
+                    },
+                ]
+            },
+        }
+    )
+    html = pages._tables_section(res)
+    assert "fewer than 5" in html  # a count of 3 is never shown
+    assert ">3<" not in html
+    assert "hidden" in html  # a secondary-suppressed cell
+    assert ">2<" in html  # ranks are not counts
+    assert "+50%" in html

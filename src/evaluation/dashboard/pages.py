@@ -253,6 +253,9 @@ def compact_effect(est: Estimate | None) -> tuple[str, str]:
     if est is None or est.estimate is None:
         return "not estimated", ""
     unit = _UNITS.get(est.scale, "")
+    if est.scale == "count" and est.ci_low is None and float(est.estimate).is_integer():
+        # a recorded total (a profile's counts), not an effect: exact and unsigned
+        return f"{int(est.estimate):,}{unit}", ""
     value = _format_value(est.scale, est.estimate) + unit
     if est.ci_low is None or est.ci_high is None or est.scale == "p_value":
         return value, ""
@@ -457,7 +460,8 @@ def _truth_check(results: EvaluationResults) -> str:
         want, _ = compact_effect(
             est.model_copy(update={"estimate": planted, "ci_low": None, "ci_high": None})
         )
-        rows.append(f"{est.label or name}: planted {want}, estimated {got} ({interval})")
+        tail = f" ({interval})" if interval else ""
+        rows.append(f"{est.label or name}: planted {want}, estimated {got}{tail}")
     if not rows:
         return ""
     return "<h3>Check against the planted answer (synthetic data only)</h3>" + _ul(rows)
@@ -637,6 +641,72 @@ def _estimates_section(results: EvaluationResults) -> str:
     return _card("All estimates", table)
 
 
+#: Tables shown to funders, per design (aggregates only; never record-level rows)
+SHOWN_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "profile": (
+        ("years", "Year totals"),
+        ("areas", "Areas ranked by count and change"),
+        ("crime_types", "Crime types"),
+        ("outcome_groups", "Last recorded outcomes"),
+    ),
+    "did": (("balance", "Treated and comparison areas before the start"),),
+    "staggered_did": (("roll_out", "Roll-out"), ("groups", "Effect by roll-out cohort")),
+    "synthetic_control": (("donor_weights", "The synthetic area: donor weights"),),
+    "power": (("power_curve", "Power by effect size and follow-up"),),
+}
+#: columns holding counts of crimes: values 1-4 are never shown
+_COUNT_WORDS = ("count", "year_1", "year_2", "total", "treated", "comparison")
+
+
+def _is_count(column: str) -> bool:
+    return not column.startswith("rank") and (column in _COUNT_WORDS or column.endswith("count"))
+
+
+def _cell(column: str, value: object) -> str:
+    if value is None:
+        return "hidden" if _is_count(column) else ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, int | float):
+        x = float(value)
+        if column == "percent_change":
+            return _minus(f"{x * 100:+.0f}%")
+        if column == "share":
+            return f"{x * 100:.0f}%"
+        if _is_count(column) and x.is_integer() and 1 <= x <= 4:
+            return "fewer than 5"  # disclosure control
+        if x.is_integer():
+            return f"{int(x):,}"
+        return f"{x:,.3g}" if abs(x) < 10 else f"{x:,.1f}"
+    return str(value)
+
+
+def _tables_section(results: EvaluationResults) -> str:
+    """The design's summary tables, disclosure-controlled, from ``results.tables`` only."""
+    blocks = []
+    for key, title in SHOWN_TABLES.get(results.design, ()):
+        rows = results.tables.get(key) or []
+        if not rows:
+            continue
+        cols = [c for c in rows[0] if c not in ("suppressed", "suppression", "scale", "unit")]
+        head = "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_e(_cell(c, r.get(c)))}</td>" for c in cols) + "</tr>"
+            for r in rows[:30]
+        )
+        blocks.append(
+            f"<h3>{_e(title)}</h3><table class='ev-table'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+    if not blocks:
+        return ""
+    note = (
+        '<p class="ev-caption">Counts of 1 to 4 are never shown, and further cells are hidden '
+        "where a hidden count could be worked out from the totals.</p>"
+    )
+    return _card("Tables", "".join(blocks) + note)
+
+
 def _short(h: str | None, n: int = 12) -> str:
     return (h or "")[:n] or "not recorded"
 
@@ -748,6 +818,7 @@ def evaluation_page(results: EvaluationResults, *, index_href: str = "index.html
         _limits_section(results),
         _pitfalls_section(results),
         _data_quality_section(protected),
+        _tables_section(safe),
         _estimates_section(results),
         _provenance_section(results),
         _footer(),
