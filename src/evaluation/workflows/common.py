@@ -483,6 +483,40 @@ def check_areas(ctx: RunContext, counts: AreaCounts, areas: list[str] | None, ke
         )
 
 
+def intervention_start(ctx: RunContext, frequency: str, design: str = "this design") -> Any:
+    """``intervention.start`` as a period of the data: an integer for integer periods, else
+    the start of the month, quarter or year holding it.
+
+    Raises
+    ------
+    InputError
+        When it is missing, or its kind does not match the data's periods.
+    """
+    start = ctx.params.intervention.start
+    if start is None:
+        raise InputError(ctx.params_path, f"required for {design}", key="intervention.start")
+    if frequency == "period":
+        if not isinstance(start, int):
+            raise InputError(
+                ctx.params_path,
+                f"the data have integer periods, so the start must be one too, not {start!r}",
+                key="intervention.start",
+            )
+        return start
+    if isinstance(start, int):
+        raise InputError(
+            ctx.params_path,
+            f"the data are {frequency}ly, so the start must be a month (YYYY-MM), not {start}",
+            key="intervention.start",
+        )
+    ts = pd.Timestamp(start)
+    if frequency == "quarter":
+        return ts.to_period("Q").start_time
+    if frequency == "year":
+        return pd.Timestamp(year=ts.year, month=1, day=1)
+    return ts
+
+
 def check_start(
     ctx: RunContext, periods: pd.Index, start: Any, key: str = "intervention.start"
 ) -> None:

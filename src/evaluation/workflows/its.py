@@ -47,31 +47,6 @@ def spec_from(params: ItsParams, frequency: str) -> ItsSpec:
     )
 
 
-def _start(ctx: RunContext, counts: AreaCounts) -> Any:
-    start = ctx.params.intervention.start
-    if counts.frequency == "period":
-        if not isinstance(start, int):
-            raise InputError(
-                ctx.params_path,
-                f"the data have integer periods, so the start must be one too, not {start!r}",
-                key="intervention.start",
-            )
-        return start
-    if isinstance(start, int):
-        raise InputError(
-            ctx.params_path,
-            f"the data are {counts.frequency}ly, so the start must be a month (YYYY-MM), "
-            f"not {start}",
-            key="intervention.start",
-        )
-    ts = pd.Timestamp(start)
-    if counts.frequency == "quarter":
-        ts = ts.to_period("Q").start_time
-    elif counts.frequency == "year":
-        ts = pd.Timestamp(year=ts.year, month=1, day=1)
-    return ts
-
-
 def _comparison_units(ctx: RunContext, params: ItsParams) -> list[str] | None:
     if params.comparison is None:
         return None
@@ -98,7 +73,7 @@ def prepare(ctx: RunContext) -> dict[str, Any]:
     used = None if units is None else [*units, *(comparison or [])]
     counts = common.complete_periods(ctx, counts, used, count_model=count_model)
     y = counts.series(units)
-    start = _start(ctx, counts)
+    start = common.intervention_start(ctx, counts.frequency, "an ITS")
     common.check_start(ctx, y.index, start)
     n_pre = int((y.index < start).sum())
     if n_pre < config.MIN_PRE_PERIODS:

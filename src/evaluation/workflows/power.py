@@ -117,30 +117,6 @@ def _check_plan(ctx: RunContext, params: PowerParams) -> None:
         )
 
 
-def _start(ctx: RunContext, frequency: str) -> Any:
-    start = _params(ctx).intervention.start
-    if frequency == "period":
-        if not isinstance(start, int):
-            raise InputError(
-                ctx.params_path,
-                f"the data have integer periods, so the start must be one too, not {start!r}",
-                key="intervention.start",
-            )
-        return start
-    if isinstance(start, int):
-        raise InputError(
-            ctx.params_path,
-            f"the data are {frequency}ly, so the start must be a month (YYYY-MM), not {start}",
-            key="intervention.start",
-        )
-    ts = pd.Timestamp(start)
-    if frequency == "quarter":
-        return ts.to_period("Q").start_time
-    if frequency == "year":
-        return pd.Timestamp(year=ts.year, month=1, day=1)
-    return ts
-
-
 def _pre_period(ctx: RunContext, counts: AreaCounts, start: Any) -> tuple[AreaCounts, int]:
     """The rows before the start; raises when there are too few of them."""
     periods = pd.Index(sorted(counts.frame["period"].unique()))
@@ -203,7 +179,7 @@ def prepare(ctx: RunContext) -> PowerData:
     params = _params(ctx)
     _check_plan(ctx, params)
     counts = common.load_outcome(ctx)
-    start = _start(ctx, counts.frequency)
+    start = common.intervention_start(ctx, counts.frequency, "a power analysis")
     counts, left_out = _pre_period(ctx, counts, start)
     if params.power.design == "its":
         return _prepare_its(ctx, params, counts, start, left_out)

@@ -44,35 +44,6 @@ class ScData:
     start: Any
 
 
-def _start(ctx: RunContext, counts: AreaCounts) -> Any:
-    """The start as a period of the data (an integer for integer periods)."""
-    start = ctx.params.intervention.start
-    if start is None:
-        raise InputError(
-            ctx.params_path, "required for a synthetic control", key="intervention.start"
-        )
-    if counts.frequency == "period":
-        if not isinstance(start, int):
-            raise InputError(
-                ctx.params_path,
-                f"the data have integer periods, so the start must be one too, not {start!r}",
-                key="intervention.start",
-            )
-        return start
-    if isinstance(start, int):
-        raise InputError(
-            ctx.params_path,
-            f"the data are {counts.frequency}ly, so the start must be a month (YYYY-MM)",
-            key="intervention.start",
-        )
-    ts = pd.Timestamp(start)
-    if counts.frequency == "quarter":
-        return ts.to_period("Q").start_time
-    if counts.frequency == "year":
-        return pd.Timestamp(year=ts.year, month=1, day=1)
-    return ts
-
-
 def _buffer(
     ctx: RunContext, params: SyntheticControlParams, counts: AreaCounts, treated: list[str]
 ) -> list[str]:
@@ -146,7 +117,7 @@ def prepare(ctx: RunContext) -> ScData:
     if not treated:
         raise InputError(ctx.params_path, "list the treated areas", key="intervention.treated")
     common.check_areas(ctx, counts, treated, "intervention.treated")
-    start = _start(ctx, counts)
+    start = common.intervention_start(ctx, counts.frequency, "a synthetic control")
     buffer = _buffer(ctx, params, counts, treated)
     donors = _donors(ctx, params, counts, treated, buffer, start)
     used = treated + donors
