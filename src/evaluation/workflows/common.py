@@ -550,6 +550,24 @@ def truth_for(ctx: RunContext, synthetic: bool) -> dict[str, Any] | None:
     return planted.get(ctx.name)
 
 
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON-ready rows for ``results.tables``: NaN and infinity become None,
+    numpy scalars plain Python."""
+    rows = []
+    for row in table.to_dict("records"):
+        rows.append(
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and not np.isfinite(v)
+                    else (v.item() if hasattr(v, "item") else v)
+                )
+                for k, v in row.items()
+            }
+        )
+    return rows
+
+
 def planted_rate_ratio(planted: dict[str, Any] | None, crime_types: list[str]) -> float | None:
     """The planted rate ratio for an outcome made of ``crime_types``, if one entry covers them.
 

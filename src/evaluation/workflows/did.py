@@ -531,7 +531,7 @@ def run(ctx: RunContext) -> EvaluationResults:
         series={"primary": series},
         tables={
             "balance": data.balance.to_dict("records"),
-            "event_study": _records(event),
+            "event_study": common.records(event),
         },
         diagnostics={
             "inference": fit.inference,
@@ -549,18 +549,6 @@ def run(ctx: RunContext) -> EvaluationResults:
         truth=_truth(ctx, data.counts.synthetic, fit.scale),
         provenance=common.provenance(ctx, data.counts, data.panel),
     )
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in table.to_dict("records"):
-        out.append(
-            {
-                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                for k, v in row.items()
-            }
-        )
-    return out
 
 
 def _warnings(pretrend_p: float | None, data: DidData) -> list[str]:

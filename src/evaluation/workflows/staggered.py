@@ -227,9 +227,9 @@ def run(ctx: RunContext) -> EvaluationResults:
             "primary": _series(data, res, unit, f"{params.outcome.label} in the roll-out areas")
         },
         tables={
-            "att_gt": _records(gt),
-            "event_study": _records(res.event_table().assign(scale="count", unit="month")),
-            "groups": _records(
+            "att_gt": common.records(gt),
+            "event_study": common.records(res.event_table().assign(scale="count", unit="month")),
+            "groups": common.records(
                 res.group_table().assign(
                     group=lambda t: [common.period_label(g) for g in t["group"]]
                 )
@@ -301,22 +301,6 @@ def _truth(ctx: RunContext, data: StaggeredData) -> dict[str, float] | None:
     p = data.panel
     on = p[p["period"] >= p["first_treat"]]
     return {"att": float(on["outcome"].mean() * (1 - 1 / rr))}
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for row in table.to_dict("records"):
-        rows.append(
-            {
-                k: (
-                    None
-                    if isinstance(v, float) and not np.isfinite(v)
-                    else (v.item() if hasattr(v, "item") else v)
-                )
-                for k, v in row.items()
-            }
-        )
-    return rows
 
 
 def _notes(params: StaggeredParams, used_ri: bool, n_treated: int) -> list[str]:
