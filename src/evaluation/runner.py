@@ -113,17 +113,23 @@ def _html(notebook: Path, out: Path) -> None:
 
 
 def _kernel_manager_class(env: Mapping[str, str]) -> type:
-    """A kernel manager that starts its kernel with ``env`` added to this process's environment."""
+    """A kernel manager that talks to its kernel over local IPC sockets (nothing listens on
+    TCP, so nothing is sent in plain text over the network) and starts it with ``env``
+    added to this process's environment."""
     from jupyter_client.manager import AsyncKernelManager
 
     extra = dict(env)
 
-    class _EnvKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class _LocalKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            kw.setdefault("transport", "ipc")
+            super().__init__(*args, **kw)
+
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**(kw.get("env") or os.environ), **extra}
             await super().start_kernel(**kw)
 
-    return _EnvKernelManager
+    return _LocalKernelManager
 
 
 def _execute(
@@ -135,9 +141,8 @@ def _execute(
 ) -> Path:
     import papermill as pm
 
-    extra: dict[str, Any] = {}
-    if env:  # e.g. OPENBLAS_NUM_THREADS=1 for the kernels of a parallel batch
-        extra["kernel_manager_class"] = _kernel_manager_class(env)
+    # env: e.g. OPENBLAS_NUM_THREADS=1 for the kernels of a parallel batch
+    extra: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class(env or {})}
     executed = run_dir / f"{params_path.stem}.ipynb"
     pm.execute_notebook(
         str(notebook),
