@@ -29,10 +29,12 @@ from __future__ import annotations
 import csv
 import fnmatch
 import hashlib
+import os
 import re
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -53,7 +55,8 @@ LAST_2011_CODE = {"E01": 33768, "W01": 1958}
 #: Street-level file names: ``<YYYY-MM>-<force>-street.csv``.
 _NAME_RE = re.compile(r"^(\d{4}-\d{2})-(.+)-street\.csv$", re.IGNORECASE)
 _STREET_GLOB = "*street*.csv"
-_BATCH = 200  # files per DuckDB read_csv statement: keeps the SQL text small
+_BATCH = 1000  # files per DuckDB read_csv statement: few statements, SQL text still small
+_HASH_WORKERS = 4  # hashlib releases the GIL on large buffers: hash files in parallel
 
 #: Normalised header text -> column name used in SQL.
 _HEADERS = {
@@ -269,13 +272,15 @@ def _batches(paths: Sequence[Path | str], report: IngestReport) -> Iterator[list
             archives.append(path)
         else:
             plain.append(path)
-    for start in range(0, len(plain), _BATCH):
-        chunk = plain[start : start + _BATCH]
-        with tempfile.TemporaryDirectory(prefix="evaluation-ingest-") as tmp:
-            yield [
-                _Source(str(p), _glob_safe(p, Path(tmp), i), p.name, _sha256(p))
-                for i, p in enumerate(chunk)
-            ]
+    with ThreadPoolExecutor(max_workers=min(_HASH_WORKERS, os.cpu_count() or 1)) as pool:
+        for start in range(0, len(plain), _BATCH):
+            chunk = plain[start : start + _BATCH]
+            digests = pool.map(_sha256, chunk)
+            with tempfile.TemporaryDirectory(prefix="evaluation-ingest-") as tmp:
+                yield [
+                    _Source(str(p), _glob_safe(p, Path(tmp), i), p.name, digest)
+                    for i, (p, digest) in enumerate(zip(chunk, digests, strict=True))
+                ]
     for archive in archives:
         with _unpacked(archive) as sources:
             if not sources:
@@ -510,17 +515,21 @@ def _write(
 ) -> None:
     """Replace older copies of the staged files and write ``files`` and ``counts``."""
     stats = _file_stats(con, xwalk)
-    unknown = con.execute(
-        """SELECT source, crime_type_raw, sum(n) FROM _ingest_stage s
-           WHERE lower(crime_type_raw) NOT IN (SELECT raw FROM crime_type_map)
+    types = con.execute(
+        """SELECT s.source, s.crime_type_raw, m.crime_type, sum(s.n) FROM _ingest_stage s
+           LEFT JOIN crime_type_map m ON lower(s.crime_type_raw) = m.raw
            GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
-    for source, crime_type, n in unknown:
-        report.warnings.append(
-            f"{staged[source].display}: unknown crime type {crime_type!r} ({n} rows) kept as is."
-        )
+    for source, crime_type, current, n in types:
+        if current is None:
+            report.warnings.append(
+                f"{staged[source].display}: unknown crime type {crime_type!r} ({n} rows) "
+                "kept as is."
+            )
     next_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM files")
+    existing = _existing_files(con)
     new_rows = []
+    doomed: list[int] = []
     claimed: dict[tuple[str, str], str] = {}
     for source, src in sorted(staged.items(), key=lambda kv: kv[1].display):
         info = stats.get(source)
@@ -537,7 +546,7 @@ def _write(
                     f"covers {rep.force} {month}, as does {other} in the same ingest: "
                     "give only one of them",
                 )
-        rep.replaced = _replace_older(con, src, rep)
+        rep.replaced = _replace_older(src, rep, existing, doomed)
         if rep.replaced:
             rep.status = "replaced"
             report.files_replaced += 1
@@ -548,28 +557,12 @@ def _write(
         report.rows += rep.rows
         report.no_location_rows += rep.no_location_rows
         report.approximated_rows += rep.approximated_rows
+    if doomed:  # one scan of each table, whatever the number of files replaced
+        con.execute("DELETE FROM counts WHERE list_contains(?, file_id)", [doomed])
+        con.execute("DELETE FROM files WHERE list_contains(?, file_id)", [doomed])
     if not new_rows:
         return
-    con.executemany(
-        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, CAST(? AS DATE[]), ?, now(), ?, ?, ?, ?)",
-        [
-            (
-                file_id,
-                rep.path,
-                rep.name,
-                staged[source].sha256,
-                rep.rows,
-                rep.no_location_rows,
-                [f"{m}-01" for m in rep.months],
-                rep.force,
-                rep.lsoa_vintage,
-                rep.vintage_basis,
-                rep.stored_vintage,
-                rep.approximated_rows,
-            )
-            for source, file_id, rep in new_rows
-        ],
-    )
+    _insert_files(con, staged, new_rows)
     ids = pd.DataFrame(
         {
             "source": [s for s, _, _ in new_rows],
@@ -577,24 +570,43 @@ def _write(
             "mapped": [r.stored_vintage != r.lsoa_vintage for _, _, r in new_rows],
         }
     )
+    # Staged rows are already grouped (a second GROUP BY costs a third of the write): group
+    # again only when rows fall together, by crosswalk, crime-type name or 'Falls within'
+    regroup = (
+        ids["mapped"].any()
+        or any(stats[source]["forces"] > 1 for source in ids["source"])
+        or _crime_types_merge(types)
+    )
     con.register("_ingest_ids", ids)
     con.register("_ingest_xmap", _xmap_frame(xwalk))
     try:
         con.execute(
-            """INSERT INTO counts
+            f"""INSERT INTO counts
                SELECT i.file_id, CAST(s.month_raw || '-01' AS DATE),
                       coalesce(x.lsoa11_code, s.lsoa_code),
                       coalesce(x.lsoa11_name, s.lsoa_name),
-                      coalesce(m.crime_type, s.crime_type_raw), s.last_outcome, sum(s.n)
+                      coalesce(m.crime_type, s.crime_type_raw), s.last_outcome,
+                      {"sum(s.n)" if regroup else "s.n"}
                FROM _ingest_stage s
                JOIN _ingest_ids i ON s.source = i.source
                LEFT JOIN crime_type_map m ON lower(s.crime_type_raw) = m.raw
                LEFT JOIN _ingest_xmap x ON i.mapped AND s.lsoa_code = x.lsoa21_code
-               GROUP BY ALL"""
+               {"GROUP BY ALL" if regroup else ""}"""
         )
     finally:
         con.unregister("_ingest_ids")
         con.unregister("_ingest_xmap")
+
+
+def _crime_types_merge(types: Sequence[tuple[str, str, str | None, int]]) -> bool:
+    """Whether two raw crime types of one file map to the same current name."""
+    seen: set[tuple[str, str]] = set()
+    for source, raw, current, _ in types:
+        key = (source, current if current is not None else raw)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
 
 
 def _file_stats(con: duckdb.DuckDBPyConnection, xwalk: _Crosswalk | None) -> dict[str, dict]:
@@ -604,6 +616,7 @@ def _file_stats(con: duckdb.DuckDBPyConnection, xwalk: _Crosswalk | None) -> dic
         rows = con.execute(
             f"""SELECT source, sum(n), coalesce(sum(n) FILTER (WHERE lsoa_code IS NULL), 0),
                        list(DISTINCT month_raw ORDER BY month_raw), mode(falls_within),
+                       count(DISTINCT falls_within) + bool_or(falls_within IS NULL)::INTEGER,
                        count(DISTINCT lsoa_code) FILTER (WHERE {_NEW_CODE_SQL}),
                        count(DISTINCT lsoa_code) FILTER (
                            WHERE lsoa_code IN (SELECT lsoa21_code FROM _ingest_xmap WHERE only21)),
@@ -623,6 +636,7 @@ def _file_stats(con: duckdb.DuckDBPyConnection, xwalk: _Crosswalk | None) -> dic
         "no_location",
         "months",
         "falls_within",
+        "forces",
         "new_codes",
         "only21",
         "only11",
@@ -704,24 +718,73 @@ def _force_slug(falls_within: str) -> str:
     return re.sub(r"-(police|constabulary|police-service)$", "", slug) or "unknown"
 
 
-def _replace_older(con: duckdb.DuckDBPyConnection, src: _Source, rep: FileReport) -> list[str]:
-    """Delete earlier files of the same force whose months the new file covers."""
-    months = [f"{m}-01" for m in rep.months]
-    older = con.execute(
-        """SELECT file_id, path, list_has_all(CAST(? AS DATE[]), months) FROM files
-           WHERE force = ? AND list_has_any(months, CAST(? AS DATE[]))""",
-        [months, rep.force, months],
-    ).fetchall()
+_Older = dict[str, list[tuple[int, str, frozenset[str]]]]
+
+
+def _existing_files(con: duckdb.DuckDBPyConnection) -> _Older:
+    """Already-ingested files by force: ``(file_id, path, months as 'YYYY-MM-DD')``.
+
+    Read once per ingest, so replacing older copies needs no query per file.
+    """
+    older: _Older = {}
+    for file_id, path, force, months in con.execute(
+        "SELECT file_id, path, force, CAST(months AS VARCHAR[]) FROM files ORDER BY file_id"
+    ).fetchall():
+        older.setdefault(force, []).append((file_id, path, frozenset(months)))
+    return older
+
+
+def _replace_older(src: _Source, rep: FileReport, existing: _Older, doomed: list[int]) -> list[str]:
+    """Mark earlier files of the same force whose months the new file covers for deletion."""
+    months = {f"{m}-01" for m in rep.months}
+    older = [
+        (file_id, path, old <= months)
+        for file_id, path, old in existing.get(rep.force, [])
+        if file_id not in doomed and old & months
+    ]
     for _, path, covered in older:
         if not covered:
             raise InputError(
                 src.display,
                 f"overlaps the already-ingested {path} without covering all of its months",
             )
-    for file_id, _, _ in older:
-        con.execute("DELETE FROM counts WHERE file_id = ?", [file_id])
-        con.execute("DELETE FROM files WHERE file_id = ?", [file_id])
+    doomed.extend(file_id for file_id, _, _ in older)
     return [path for _, path, _ in older]
+
+
+def _insert_files(
+    con: duckdb.DuckDBPyConnection,
+    staged: dict[str, _Source],
+    new_rows: list[tuple[str, int, FileReport]],
+) -> None:
+    """Write the ``files`` rows in one statement (``executemany`` runs one per row)."""
+    frame = pd.DataFrame(
+        {
+            "file_id": [file_id for _, file_id, _ in new_rows],
+            "path": [rep.path for _, _, rep in new_rows],
+            "name": [rep.name for _, _, rep in new_rows],
+            "sha256": [staged[source].sha256 for source, _, _ in new_rows],
+            "rows": [rep.rows for _, _, rep in new_rows],
+            "no_location_rows": [rep.no_location_rows for _, _, rep in new_rows],
+            "months": [[f"{m}-01" for m in rep.months] for _, _, rep in new_rows],
+            "force": [rep.force for _, _, rep in new_rows],
+            "lsoa_vintage": [rep.lsoa_vintage for _, _, rep in new_rows],
+            "vintage_basis": [rep.vintage_basis for _, _, rep in new_rows],
+            "stored_vintage": [rep.stored_vintage for _, _, rep in new_rows],
+            "approximated_rows": [rep.approximated_rows for _, _, rep in new_rows],
+        }
+    )
+    con.register("_ingest_files", frame)
+    try:
+        con.execute(
+            """INSERT INTO files
+               SELECT CAST(file_id AS INTEGER), path, name, sha256, rows, no_location_rows,
+                      CAST(months AS DATE[]), force, now(), lsoa_vintage, vintage_basis,
+                      stored_vintage, approximated_rows
+               FROM _ingest_files"""
+        )
+    finally:
+        con.unregister("_ingest_files")
 
 
 # --------------------------------------------------------------------------------------
