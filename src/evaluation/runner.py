@@ -113,23 +113,21 @@ def _html(notebook: Path, out: Path) -> None:
 
 
 def _kernel_manager_class(env: Mapping[str, str]) -> type:
-    """A kernel manager that talks to its kernel over local IPC sockets (nothing listens on
-    TCP, so nothing is sent in plain text over the network) and starts it with ``env``
-    added to this process's environment."""
+    """A kernel manager that starts its kernel with ``env`` added to this process's environment.
+
+    The transport stays TCP on 127.0.0.1: IPC sockets would be named per process, and
+    kernels started side by side in a parallel batch would then share them.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     extra = dict(env)
 
-    class _LocalKernelManager(AsyncKernelManager):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kw: Any) -> None:
-            kw.setdefault("transport", "ipc")
-            super().__init__(*args, **kw)
-
+    class _EnvKernelManager(AsyncKernelManager):  # type: ignore[misc]
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**(kw.get("env") or os.environ), **extra}
             await super().start_kernel(**kw)
 
-    return _LocalKernelManager
+    return _EnvKernelManager
 
 
 def _execute(
