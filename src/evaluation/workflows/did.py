@@ -17,7 +17,7 @@ import pandas as pd
 from evaluation import config
 from evaluation.designs.did import EventStudy, PoissonFE, TwoWayFE
 from evaluation.errors import InputError
-from evaluation.params import DidParams
+from evaluation.params import DidParams, PowerParams
 from evaluation.report import costs as costs_mod
 from evaluation.report import displacement
 from evaluation.results import Estimate, EvaluationResults, Outcome, Periods, Series
@@ -139,14 +139,16 @@ def balance_table(
     return pd.DataFrame(rows)
 
 
-def _comparison(
+def choose_comparison(
     ctx: RunContext,
-    params: DidParams,
+    params: DidParams | PowerParams,
     counts: AreaCounts,
     treated: list[str],
     buffer: list[str],
     start: pd.Timestamp,
 ) -> tuple[list[str], pd.DataFrame]:
+    """Comparison areas (listed, all eligible, or matched) and the balance table; shared by
+    the DiD and the power analysis that plans one."""
     comp = params.comparison
     areas = sorted(set(counts.frame["area"]))
     if comp.areas:
@@ -204,7 +206,7 @@ def prepare(ctx: RunContext) -> DidData:
         raise InputError(
             ctx.params_path, f"{clash[0]!r} is both treated and a buffer area", key="buffer.areas"
         )
-    comparison, balance = _comparison(ctx, params, counts, treated, buffer, start)
+    comparison, balance = choose_comparison(ctx, params, counts, treated, buffer, start)
     keep = counts.frame[counts.frame["area"].isin(treated + comparison)]
     panel = pd.DataFrame(
         {

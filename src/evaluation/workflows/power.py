@@ -140,40 +140,6 @@ def _pre_period(ctx: RunContext, counts: AreaCounts, start: Any) -> tuple[AreaCo
     return replace(counts, frame=frame), int((periods >= start).sum())
 
 
-def _comparison(
-    ctx: RunContext,
-    params: PowerParams,
-    counts: AreaCounts,
-    treated: list[str],
-    buffer: list[str],
-    start: Any,
-) -> tuple[list[str], pd.DataFrame]:
-    """Comparison areas chosen as the DiD workflow chooses them, with the balance table."""
-    comp = params.comparison
-    if comp.areas:
-        common.check_areas(ctx, counts, comp.areas, "comparison.areas")
-        clash = sorted(set(comp.areas) & set(treated))
-        if clash:
-            raise InputError(
-                ctx.params_path,
-                f"{clash[0]!r} is both treated and a comparison area",
-                key="comparison.areas",
-            )
-        listed = list(comp.areas)
-        feats = did_workflow._features(counts.frame, start)
-        return listed, did_workflow.balance_table(feats, treated, listed, listed)
-    areas = sorted(set(counts.frame["area"]))
-    pool = [a for a in areas if a not in set(treated) | set(buffer) | set(comp.exclude)]
-    if len(pool) < 2:
-        raise InputError(
-            ctx.params_path, "fewer than 2 areas left to compare with", key="comparison"
-        )
-    if comp.method == "all":
-        feats = did_workflow._features(counts.frame, start)
-        return pool, did_workflow.balance_table(feats, treated, pool, pool)
-    return did_workflow.match_comparison(counts.frame, treated, pool, start, comp.n)
-
-
 def prepare(ctx: RunContext) -> PowerData:
     """Load the pre-period data and check everything the simulation needs."""
     params = _params(ctx)
@@ -230,7 +196,9 @@ def _prepare_did(
         raise InputError(
             ctx.params_path, f"{clash[0]!r} is both treated and a buffer area", key="buffer.areas"
         )
-    comparison, balance = _comparison(ctx, params, counts, treated, buffer, start)
+    comparison, balance = did_workflow.choose_comparison(
+        ctx, params, counts, treated, buffer, start
+    )
     counts = common.complete_periods(ctx, counts, treated + comparison, count_model=True)
     return PowerData(counts, "did", None, treated, comparison, buffer, start, balance, left_out)
 
