@@ -130,7 +130,7 @@ def _outcome_key(ctx: RunContext, units: list[str] | None) -> str:
 
 
 #: Keys the design names -> the params keys the evaluator wrote.
-_DESIGN_KEYS = {
+DESIGN_KEYS = {
     "its.family": "model.family",
     "its.seasonality": "model.seasonality",
     "its.season_length": "model.seasonality",
@@ -151,7 +151,7 @@ def _design_error(ctx: RunContext, err: InputError, outcome_key: str) -> InputEr
     elif err.key == "offset":
         key = "data.offset" if ctx.params.data.is_csv else "data.population_offset"
     else:
-        key = _DESIGN_KEYS.get(err.key or "", err.key)
+        key = DESIGN_KEYS.get(err.key or "", err.key)
     return InputError(ctx.params_path, err.message, key=key, line=err.line)
 
 

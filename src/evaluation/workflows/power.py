@@ -28,6 +28,7 @@ from evaluation.report import evidence
 from evaluation.results import Estimate, EvaluationResults, Outcome, Periods, Series
 from evaluation.workflows import common
 from evaluation.workflows import did as did_workflow
+from evaluation.workflows import its as its_workflow
 from evaluation.workflows.common import AreaCounts, RunContext
 
 SEASON_LENGTH = {"month": 12, "quarter": 4}
@@ -203,19 +204,9 @@ def _prepare_did(
     return PowerData(counts, "did", None, treated, comparison, buffer, start, balance, left_out)
 
 
-#: Keys the simulation names -> the params keys the evaluator wrote.
-_KEYS = {
-    "its.family": "model.family",
-    "its.seasonality": "model.seasonality",
-    "its.season_length": "model.seasonality",
-    "its.phase_in": "intervention.phase_in",
-    "its.se": "model.se",
-    "its.hac_lags": "model.hac_lags",
-    "its.level": "model.level",
-    "its.interruptions": "model.interruptions",
-    "comparison": "comparison.areas",
-    "model": "model.family",
-}
+#: Keys the simulation names -> the params keys the evaluator wrote (the ITS map, plus the
+#: DiD simulation's own).
+_KEYS = {**its_workflow.DESIGN_KEYS, "model": "model.family"}
 
 
 def _rel_error(ctx: RunContext, err: InputError) -> InputError:
