@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation import batch, cli
+from evaluation import batch, cli, kernels
 from evaluation.errors import InputError, RunError
 from evaluation.results import read_results
 from evaluation.runner import RunOutcome
@@ -225,8 +225,6 @@ def test_kernel_environment_reaches_the_kernel(tmp_path: Path) -> None:
     import nbformat
     import papermill as pm
 
-    from evaluation import runner
-
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
@@ -240,7 +238,7 @@ def test_kernel_environment_reaches_the_kernel(tmp_path: Path) -> None:
         str(out),
         kernel_name="python3",
         progress_bar=False,
-        kernel_manager_class=runner._kernel_manager_class({"OPENBLAS_NUM_THREADS": "1"}),
+        kernel_manager_class=kernels.kernel_manager_class({"OPENBLAS_NUM_THREADS": "1"}),
     )
     shown = nbformat.read(out, as_version=4).cells[0].outputs[0]["data"]["text/plain"]
     assert shown == "'1'"

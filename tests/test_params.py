@@ -32,9 +32,11 @@ model:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project-like folder with a 48-month tidy CSV."""
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_root: Path) -> Path:
+    """A project-like folder with a 48-month tidy CSV (and this checkout's notebooks, which
+    check the data)."""
     monkeypatch.setenv("EVALUATION_HOME", str(tmp_path))
+    (tmp_path / "notebooks").symlink_to(repo_root / "notebooks")
     rng = np.random.default_rng(1)
     months = pd.period_range("2018-01", periods=48, freq="M").strftime("%Y-%m")
     pd.DataFrame({"area": "A", "month": months, "count": rng.poisson(50, 48)}).to_csv(

@@ -208,19 +208,23 @@ def test_killed_runs_leave_the_previous_report(tmp_path: Path, repo_root: Path) 
     env["EVALUATION_HOME"] = str(repo_root)
     cmd = [sys.executable, "-m", "evaluation.cli", "run", str(PARAMS), "--output-dir", str(target)]
 
-    began = time.monotonic()
-    good = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    duration = time.monotonic() - began
-    assert good.returncode == 0, good.stderr
+    durations = []
+    for _ in range(2):  # the faster of two runs: a loaded machine can slow the first
+        began = time.monotonic()
+        good = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        durations.append(time.monotonic() - began)
+        assert good.returncode == 0, good.stderr
+    duration = min(durations)
     reference = _assert_complete(target)
     published = target.resolve()
     reference_bytes = (published / "results.json").read_bytes()
 
-    # seeded random moments: early ones (start-up, checks, kernel start), ones spread over
-    # the run (notebook execution) and two late ones aimed at the HTML export and the swap
+    # seeded random moments, as shares of a run: early ones (start-up, checks, kernel
+    # start), ones spread over the run (notebook execution) and two late ones aimed at the
+    # HTML export and the swap
     rng = np.random.default_rng(20240401)
     delays = [
-        *rng.uniform(0.5, 6.0, size=3),
+        *rng.uniform(0.05, 0.35, size=3) * duration,
         *rng.uniform(0.4, 0.85, size=2) * duration,
         0.9 * duration,
         0.97 * duration,

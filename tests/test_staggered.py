@@ -206,3 +206,34 @@ def test_few_treated_areas_are_flagged():
     res = CallawaySantAnna().fit(_simulated(n_per=3))
     assert res.n_treated_clusters == 6
     assert any("only 6 treated areas" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("control", ["never", "not_yet"])
+@pytest.mark.parametrize("never_treated", [True, False])
+def test_simple_att_fast_path_equals_fit_under_reassigned_starts(mpdta, control, never_treated):
+    """simple_att (used by randomisation inference) == fit().simple under permuted starts."""
+    from evaluation.designs.staggered import simple_att
+
+    data = mpdta if never_treated else mpdta[mpdta["first.treat"] > 0]
+    est = CallawaySantAnna(**SPEC, control_group=control)
+    Y, gpos, _ = est.arrays(data)
+    units = np.sort(data["countyreal"].unique())
+    first = data.groupby("countyreal")["first.treat"].first().reindex(units).to_numpy()
+    rng = np.random.default_rng(7)
+    for draw in range(12):
+        perm = np.arange(units.size) if draw == 0 else rng.permutation(units.size)
+        placebo = data.assign(
+            first_treat_new=data["countyreal"].map(dict(zip(units, first[perm], strict=True)))
+        )
+        placebo = placebo.drop(columns="first.treat").rename(
+            columns={"first_treat_new": "first.treat"}
+        )
+        try:
+            expected = est.fit(placebo).simple.estimate
+        except InputError:
+            expected = None
+        got = simple_att(Y, gpos[perm], control)
+        if expected is None:
+            assert got is None
+        else:
+            assert got == pytest.approx(expected, abs=1e-12)

@@ -172,3 +172,56 @@ def test_validate_counts(tmp_path):
     with pytest.raises(InputError, match="not a whole number"):
         tidy.validate_counts(rates)
     tidy.validate_counts(rates, integer=False)
+
+
+MESSY_BUT_VALID = (
+    "Area,Month,Crimes,Pop,Note\n"
+    "B,2020-02,3,100,x\n"
+    " A ,2020-01,1,50,y\n"
+    "B,2020-01,2,100,z\n"
+    "A,2020-02,4,50,w\n"
+    '"C, east",2020-01,0,10,"quoted, with comma"\n'
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MESSY_BUT_VALID,
+        MESSY_BUT_VALID.replace("\n", "\r\n"),
+        MESSY_BUT_VALID + "\n\n",  # trailing blank lines: only the careful reader takes it
+        MESSY_BUT_VALID.replace(",3,", ", 3 ,"),  # spaces around a number: careful reader
+        "Area,Month,Crimes,Pop,Note\n"
+        + "".join(
+            f"U{u},2020-{m:02d},{u + m},{u + 1},n\n" for u in range(30) for m in range(1, 13)
+        ),
+    ],
+    ids=["messy", "crlf", "blank-lines", "spaced-number", "sorted"],
+)
+def test_fast_and_careful_readers_agree(
+    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow's reader (when it takes the file) and the csv-module reader give the same data."""
+    path = write(tmp_path, text)
+    kw = {"unit": "area", "time": "month", "outcome": "crimes", "offset": "pop", "extra": ["Note"]}
+    fast = tidy.load_tidy(path, **kw)
+    monkeypatch.setattr(tidy, "_read_fast", lambda path: None)
+    careful = tidy.load_tidy(path, **kw)
+    pd.testing.assert_frame_equal(fast.data, careful.data)
+    assert fast.warnings == careful.warnings
+    assert fast.frequency == careful.frequency
+
+
+def test_fast_reader_takes_plain_files_and_declines_odd_ones(tmp_path: Path) -> None:
+    plain = write(tmp_path, "a,t,y\nx,2020-01,1\nx,2020-02,2\n", "plain.csv")
+    frame = tidy._read_fast(plain)
+    assert frame is not None and frame.index.tolist() == [2, 3]
+    for name, text in {
+        "blank.csv": "a,t,y\nx,2020-01,1\n\nx,2020-02,2\n",
+        "ragged.csv": "a,t,y\nx,2020-01,1,9\n",
+        "multiline.csv": 'a,t,y\n"x\ny",2020-01,1\n',
+        "repeated.csv": "a,a,y\nx,2020-01,1\n",
+        "allblank.csv": "a,t,y\n,,\nx,2020-01,1\n",
+    }.items():
+        assert tidy._read_fast(write(tmp_path, text, name)) is None, name
+    assert tidy._read_fast(write(tmp_path, "a,t,y\nxé,2020-01,1\n", "cp.csv", "cp1252")) is None

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation import config, workflows
-from evaluation.params import load_params
+from evaluation import workflows
+from evaluation.context import RunContext, open_context
 from evaluation.provenance import now
 from evaluation.report import figures, text
 from evaluation.results import EvaluationResults, write_results
-from evaluation.workflows.common import RunContext
 
 
 @dataclass
@@ -41,17 +40,7 @@ def load(params_path: str | Path, database: str | Path | None = None) -> Evaluat
         The DuckDB file; the default database (built from the synthetic data on first
         use) when None.
     """
-    path = Path(params_path)
-    if not path.is_absolute() and not path.exists():
-        path = config.project_root() / path
-    params = load_params(path)
-    db_path = Path(database) if database else config.default_database()
-    if not params.data.is_csv:
-        from evaluation.data.default import ensure_default_database, is_default
-
-        if is_default(db_path):
-            ensure_default_database(db_path)
-    return Evaluation(RunContext(params_path=path, params=params, database=db_path))
+    return Evaluation(open_context(params_path, database))
 
 
 def estimates_table(results: EvaluationResults) -> pd.DataFrame:

@@ -28,16 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation import config
+from evaluation import config, distributed
 from evaluation.errors import InputError, RunError
 from evaluation.runner import RunOutcome
 
 #: Added to each kernel's environment in a batch: one BLAS/OpenMP thread per kernel.
-SINGLE_THREAD_ENV: dict[str, str] = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
+SINGLE_THREAD_ENV: dict[str, str] = config.SINGLE_THREAD_ENV
 
 #: How a kernel that never started shows in a run's error (jupyter_client, nbclient, zmq).
 _KERNEL_START_FAILURE = re.compile(
@@ -211,6 +207,10 @@ def _locally(
     kwargs: list[dict[str, Any]], jobs: int, progress: bool, run: Callable[..., RunOutcome] | None
 ) -> list[RunOutcome]:
     """Threads, each driving one kernel process at a time."""
+    if run is None:
+        from evaluation import kernels
+
+        kernels.warm_up()  # one fork server for the whole batch, with every design's modules
     results: list[RunOutcome | None] = [None] * len(kwargs)
     with ThreadPoolExecutor(max_workers=jobs) as pool, _bar(len(kwargs), progress) as bar:
         futures = {pool.submit(run_one, **kw, run=run): i for i, kw in enumerate(kwargs)}
@@ -232,22 +232,44 @@ def _on_cluster(
     own = isinstance(scheduler, str)
     client: Any = Client(scheduler) if own else scheduler
     try:
-        futures = [
+        address = client.scheduler.address
+        limit = in_flight_limit(sum(client.nthreads().values()))
+
+        def submit(i: int) -> Any:
+            # the kernel sends its heavy inference to the same cluster
+            kw = {**kwargs[i], "env": {**kwargs[i]["env"], distributed.SCHEDULER_ENV: address}}
             # pure=False: a re-run is new work, never a cached result
-            client.submit(run_one, **kw, home=home, pure=False, key=f"evaluation-{i}-{kw_name(kw)}")
-            for i, kw in enumerate(kwargs)
-        ]
+            return client.submit(
+                run_one, **kw, home=home, pure=False, key=f"evaluation-{i}-{kw_name(kw)}"
+            )
+
+        futures = [submit(i) for i in range(min(limit, len(kwargs)))]
         order = {f.key: i for i, f in enumerate(futures)}
-        results: list[RunOutcome | None] = [None] * len(futures)
-        with _bar(len(futures), progress) as bar:
-            for future in as_completed(futures):
+        queue = as_completed(futures)
+        results: list[RunOutcome | None] = [None] * len(kwargs)
+        with _bar(len(kwargs), progress) as bar:
+            for future in queue:
                 i = order[future.key]
                 results[i] = _task_outcome(future, kwargs[i])
                 bar.update()
+                if len(order) < len(kwargs):  # one finished: start the next
+                    nxt = submit(len(order))
+                    order[nxt.key] = len(order)
+                    queue.add(nxt)
         return [r for r in results if r is not None]
     finally:
         if own:
             client.close()
+
+
+def in_flight_limit(threads: int) -> int:
+    """Evaluations running at once on a cluster with ``threads`` worker threads.
+
+    An evaluation's task mostly waits for its kernel, and the kernel sends its heavy
+    inference back to the cluster as tasks of its own: if evaluations held every thread,
+    those tasks would never run. Half the threads (at least one) stay free for them.
+    """
+    return max(1, threads // 2)
 
 
 def kw_name(kw: Mapping[str, Any]) -> str:

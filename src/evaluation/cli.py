@@ -87,9 +87,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one evaluation."""
-    from evaluation import runner
+    from evaluation import distributed, runner
 
-    outcome = runner.run(args.params, output_dir=args.output_dir, database=args.database)
+    env = {distributed.SCHEDULER_ENV: args.scheduler} if args.scheduler else None
+    outcome = runner.run(args.params, output_dir=args.output_dir, database=args.database, env=env)
     if not outcome.ok:
         print(f"error: {args.params}: run failed: {outcome.error}", file=sys.stderr)
         print(f"the executed notebook is kept in {_rel(outcome.report)}", file=sys.stderr)
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run one evaluation")
     p.add_argument("params")
     p.add_argument("--output-dir")
+    p.add_argument("--scheduler", help="Dask distributed scheduler address for the heavy inference")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("run-all", parents=[common], help="run every params/*.yaml (or those given)")

@@ -65,6 +65,13 @@ RESOURCES = Path(__file__).parent / "resources"
 EXIT_BAD_INPUT = 2
 #: Exit code for a run that failed while executing.
 EXIT_RUN_FAILED = 1
+#: Environment of notebook kernels: one BLAS/OpenMP thread each, since a batch runs a
+#: kernel per core (multi-threaded BLAS in each would only thrash).
+SINGLE_THREAD_ENV: dict[str, str] = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 #: Minimum pre-intervention periods an ITS needs (Lopez Bernal et al. 2017 advise 12+).
 MIN_PRE_PERIODS = 12

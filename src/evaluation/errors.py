@@ -48,6 +48,21 @@ class InputError(Exception):
         return f"error: {where}: {' '.join(str(self.message).split())}"
 
 
+class RelayedInputError(InputError):
+    """An :class:`InputError` raised in another process (a notebook kernel), from its text.
+
+    The kernel checks the data; the runner re-raises what it found, word for word.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = " ".join(text.split())
+        super().__init__(None, self.text)
+
+    def format(self) -> str:
+        """The kernel's own one-line message."""
+        return self.text
+
+
 def _escape_breaks(name: str) -> str:
     """A name as one line: line breaks shown as ``\\n`` (file names are kept exact)."""
     return name.replace("\r", "\\r").replace("\n", "\\n")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PACKAGES = (
@@ -33,8 +34,26 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def sha256_frame(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's CSV form: the exact numbers analysed."""
-    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    """sha256 of the exact values analysed, column by column.
+
+    Each column adds its name, then its values in a fixed form: numbers as little-endian
+    float64, times as whole seconds since 1970 (int64), anything else as the 64-bit hash
+    of each value's text (pandas' fixed-key SipHash). Unlike hashing the CSV text, this
+    takes a fraction of a second for millions of rows, and it does not depend on how a
+    pandas version prints numbers.
+    """
+    digest = hashlib.sha256()
+    for name in frame.columns:
+        values = frame[name]
+        digest.update(f"\x1e{name}\x1f".encode())
+        if pd.api.types.is_datetime64_any_dtype(values):
+            data = values.to_numpy().astype("datetime64[s]").astype("<i8").tobytes()
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            data = values.to_numpy(dtype="<f8", na_value=np.nan).tobytes()
+        else:
+            data = pd.util.hash_array(values.to_numpy(dtype=object)).tobytes()
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:

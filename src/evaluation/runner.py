@@ -6,10 +6,11 @@ Layout of a report folder ``reports/<name>``::
     reports/.runs/<name>-<id> the runs themselves (the previous one removed after a swap)
     reports/.failed/<name>-<id> a failed run's executed notebook, kept to show the failing cell
 
-A run first validates the params and the data in-process, so bad input exits 2 with
-nothing written. It then executes the notebook into a fresh run folder; only when the
-notebook, ``results.json``, the figures and the HTML report are all there does the
-symlink move. A run killed at any moment therefore leaves the previous report in place.
+A run first checks the params in-process, then executes the notebook into a fresh run
+folder. The notebook loads and checks the data (once: a national panel is not read twice);
+bad input found there comes back as the same one-line :class:`InputError` (exit 2), and
+the run folder goes, so bad input leaves nothing written. Only when the notebook,
+``results.json``, the figures and the HTML report are all there does the symlink move. A run killed at any moment therefore leaves the previous report in place.
 
 Errors while checking the input: an :class:`InputError` (bad params or data, including
 unreadable files, which the data layer wraps with the file's name) is one line and exit
@@ -41,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from evaluation import api, config, workflows
-from evaluation.errors import InputError, RunError
-from evaluation.params import load_params
+from evaluation import config, kernels, workflows
+from evaluation.context import open_context
+from evaluation.errors import InputError, RelayedInputError, RunError
 from evaluation.results import read_results
 
 RUNS = ".runs"
@@ -73,8 +74,13 @@ def notebook_for(design: str) -> Path:
     return path
 
 
-def validate(params_path: Path, database: Path | None) -> api.Evaluation:
-    """Check params and data in-process (raises InputError before anything is written)."""
+def validate(params_path: Path, database: Path | None) -> Any:
+    """Check params and data in-process (raises InputError before anything is written).
+
+    :func:`run` leaves the data to the notebook; this is for checking without a run.
+    """
+    from evaluation import api
+
     evaluation = api.load(params_path, database)
     try:
         workflows.prepare(evaluation.context)
@@ -112,24 +118,6 @@ def _html(notebook: Path, out: Path) -> None:
     out.write_text(body, encoding="utf-8")
 
 
-def _kernel_manager_class(env: Mapping[str, str]) -> type:
-    """A kernel manager that starts its kernel with ``env`` added to this process's environment.
-
-    The transport stays TCP on 127.0.0.1: IPC sockets would be named per process, and
-    kernels started side by side in a parallel batch would then share them.
-    """
-    from jupyter_client.manager import AsyncKernelManager
-
-    extra = dict(env)
-
-    class _EnvKernelManager(AsyncKernelManager):  # type: ignore[misc]
-        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
-            kw["env"] = {**(kw.get("env") or os.environ), **extra}
-            await super().start_kernel(**kw)
-
-    return _EnvKernelManager
-
-
 def _execute(
     notebook: Path,
     run_dir: Path,
@@ -140,21 +128,28 @@ def _execute(
     import papermill as pm
 
     # env: e.g. OPENBLAS_NUM_THREADS=1 for the kernels of a parallel batch
-    extra: dict[str, Any] = {"kernel_manager_class": _kernel_manager_class(env or {})}
+    extra: dict[str, Any] = {"kernel_manager_class": kernels.kernel_manager_class(env)}
     executed = run_dir / f"{params_path.stem}.ipynb"
-    pm.execute_notebook(
-        str(notebook),
-        str(executed),
-        parameters={
-            "params_path": str(params_path),
-            "output_dir": str(run_dir),
-            "database": str(database) if database else None,
-        },
-        cwd=str(config.project_root()),
-        progress_bar=False,
-        kernel_name="python3",
-        **extra,
-    )
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters={
+                "params_path": str(params_path),
+                "output_dir": str(run_dir),
+                "database": str(database) if database else None,
+            },
+            cwd=str(config.project_root()),
+            progress_bar=False,
+            kernel_name="python3",
+            **extra,
+        )
+    except Exception as err:
+        bad = _relayed_input_error(err)
+        if bad is None:
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)  # bad input: nothing is written
+        raise bad from None
     return executed
 
 
@@ -179,12 +174,14 @@ def run(
     params_path = Path(params_path).resolve()
     db = Path(database).resolve() if database else None
     params = _checked(params_path, db)
+    kernels.warm_up([params.design])  # the fork server imports what the kernel needs
     notebook = notebook_for(params.design)
     # abspath, not resolve: the target is a symlink whose old run must not be followed
     target = (
         Path(os.path.abspath(output_dir)) if output_dir else config.reports_dir() / params_path.stem
     )
     runs = target.parent / RUNS
+    created = _first_missing(runs)  # removed again if the input proves bad
     try:
         runs.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a file where a folder should be, or no permission
@@ -194,26 +191,33 @@ def run(
             key="--output-dir" if output_dir else None,
         ) from None
     os.environ.setdefault("EVALUATION_HOME", str(config.project_root()))
-    with _staging(runs, target.name) as run_dir:
-        try:
-            executed = _execute(notebook, run_dir, params_path, db, env)
-            _html(executed, run_dir / "report.html")
-            results = read_results(run_dir)  # the contract must validate before we publish
-            _check_complete(run_dir, executed, results.figures)
-        except Exception as err:  # noqa: BLE001 - any failure keeps the old report
-            failed = target.parent / FAILED / run_dir.name
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(run_dir, failed)
-            return RunOutcome(
-                name=params_path.stem,
-                report=failed,
-                ok=False,
-                seconds=time.perf_counter() - started,
-                error=_one_line(err),
-            )
-        with _locked(runs / f".{target.name}.publish.lock"):
-            publish(run_dir, target)
-            remove_stale_runs(target, run_dir)
+    try:
+        with _staging(runs, target.name) as run_dir:
+            try:
+                executed = _execute(notebook, run_dir, params_path, db, env)
+                _html(executed, run_dir / "report.html")
+                results = read_results(run_dir)  # the contract must validate before we publish
+                _check_complete(run_dir, executed, results.figures)
+            except InputError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any failure keeps the old report
+                failed = target.parent / FAILED / run_dir.name
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(run_dir, failed)
+                return RunOutcome(
+                    name=params_path.stem,
+                    report=failed,
+                    ok=False,
+                    seconds=time.perf_counter() - started,
+                    error=_one_line(err),
+                )
+            with _locked(runs / f".{target.name}.publish.lock"):
+                publish(run_dir, target)
+                remove_stale_runs(target, run_dir)
+    except InputError:
+        # and the folders it made, or an empty .runs: bad input leaves nothing behind
+        _remove_empty(runs, created or runs)
+        raise
     from evaluation.report.text import headline
 
     return RunOutcome(
@@ -225,13 +229,47 @@ def run(
     )
 
 
+def _relayed_input_error(err: BaseException) -> InputError | None:
+    """The bad-input error a notebook raised, as the same one-line error here; else None."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError) and err.ename in (
+        "InputError",
+        "RelayedInputError",
+    ):
+        return RelayedInputError(str(err.evalue))
+    return None
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _remove_empty(folder: Path, up_to: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``up_to`` if empty (what a run created)."""
+    if up_to is None:
+        return
+    for path in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only empty folders go
+        if path == up_to:
+            return
+
+
 def _checked(params_path: Path, db: Path | None) -> Any:
-    """Load and validate; an unexpected exception becomes a one-line RunError."""
+    """Check the params and open the data source; an unexpected exception becomes a one-line
+    RunError. The data themselves are checked by the notebook, which loads them anyway: an
+    error there comes back as the same one-line InputError (see :func:`run`)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the data's warnings reach results.json instead
-            params = load_params(params_path)
-            validate(params_path, db)
+            params = open_context(params_path, db).params
     except InputError:
         raise
     except Exception as err:
@@ -258,6 +296,11 @@ def _staging(runs: Path, name: str) -> Iterator[Path]:
     """A fresh run folder under ``runs``, locked as long as this process runs it."""
     run_id = _run_id()
     lock = runs / f".{name}-{run_id}.lock"
+    for _ in range(3):  # a parallel run with bad input may just have removed an empty `runs`
+        runs.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            lock.touch()
+            break
     with _locked(lock):  # taken before the folder exists: no unlocked live folder
         run_dir = runs / f"{name}-{run_id}"
         run_dir.mkdir()

@@ -155,8 +155,11 @@ def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     Integer labels with a modest range (unit ids, years, month numbers) take an O(n)
     path; anything else goes through ``pandas.factorize``.
     """
+    if not (isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu" and len(values)):
+        codes, labels = pd.factorize(values, sort=True)
+        return codes.astype(np.intp), pd.Index(labels)
     arr = values.to_numpy()
-    if arr.dtype.kind in "iu" and arr.size:
+    if arr.size:
         lo, hi = int(arr.min()), int(arr.max())
         if hi - lo <= 4 * arr.size + 1_000:
             shifted = (arr - lo) if lo else arr

@@ -59,8 +59,9 @@ from typing import Any, Literal, NoReturn
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from statsmodels.discrete.discrete_model import NegativeBinomial as DiscreteNegBin
+from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.generalized_linear_model import GLM
 
 from evaluation.config import DEFAULT_SEED, MIN_PRE_PERIODS, Interruption
 from evaluation.errors import InputError
@@ -613,12 +614,12 @@ def _check_rank(design: _Design) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _family(spec: ItsSpec, alpha: float | None) -> sm.families.Family:
+def _family(spec: ItsSpec, alpha: float | None) -> sm_families.Family:
     if spec.family in ("poisson", "quasipoisson"):
-        return sm.families.Poisson()
+        return sm_families.Poisson()
     if spec.family == "negbin":
-        return sm.families.NegativeBinomial(alpha=alpha)
-    return sm.families.Gaussian()
+        return sm_families.NegativeBinomial(alpha=alpha)
+    return sm_families.Gaussian()
 
 
 #: below this the data show no overdispersion worth a Newton polish (alpha is then floored)
@@ -742,7 +743,7 @@ def fit_its(
             fit_kwargs["cov_type"] = "HAC"
             fit_kwargs["cov_kwds"] = {"maxlags": lags, "use_correction": False}
 
-    model = sm.GLM(endog, x, family=_family(spec, alpha), offset=log_off)
+    model = GLM(endog, x, family=_family(spec, alpha), offset=log_off)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = model.fit(**fit_kwargs)

@@ -283,7 +283,7 @@ class CallawaySantAnna:
         pre = np.flatnonzero(~post)
         if pre.size and cl is None:
             V = IF[:, pre].T @ IF[:, pre] / n
-            if np.linalg.matrix_rank(V) == pre.size:
+            if np.linalg.matrix_rank(V, hermitian=True) == pre.size:  # V is symmetric
                 stat = float(n * att[pre] @ np.linalg.solve(V, att[pre]))
                 q = int(pre.size)
                 pval = float(stats.chi2.sf(stat, q))
@@ -388,6 +388,67 @@ class CallawaySantAnna:
             raise InputError(_SOURCE, "no unit is treated within the panel", key=self.first_treat)
         gpos = np.where(gpos >= T, _NEVER, gpos).astype(np.int64)
         return Y, gpos, periods, cl, notes
+
+    def arrays(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The balanced outcome matrix (units x periods), each unit's start position
+        (``T`` or more: never treated within the panel), before any unit is dropped, and
+        the unit labels in row order.
+
+        With :func:`simple_att` this re-estimates the simple ATT under reassigned start
+        dates (a permutation of the positions) without rebuilding the panel each time.
+        """
+        panel, order = index_panel(data, self.unit, self.period)
+        order = np.arange(len(data)) if order is None else order
+        if np.bincount(panel.unit, minlength=panel.n_units).min() < panel.n_periods:
+            raise InputError(_SOURCE, "the panel must be balanced for re-estimation")
+        Y = data[self.outcome].to_numpy(dtype=float)[order].reshape(panel.n_units, panel.n_periods)
+        g = pd.Series(data[self.first_treat].to_numpy()[order]).groupby(panel.unit).first()
+        gpos, _ = first_treat_positions(g.to_numpy(), panel.period_labels, self.first_treat)
+        return Y, np.asarray(gpos, dtype=np.int64), np.asarray(panel.unit_labels)
+
+
+def simple_att(Y: np.ndarray, gpos: np.ndarray, control_group: str = "never") -> float | None:
+    """The simple ATT of :meth:`CallawaySantAnna.fit`, without inference; None if no
+    post-treatment cell can be estimated.
+
+    ``Y`` and ``gpos`` are as :meth:`CallawaySantAnna.arrays` gives them. Each ATT(g,t)
+    with ``t >= g`` is a difference of cohort means of ``Y[:, t] - Y[:, g - 1]``, so
+    cohort sums per period suffice: one pass over ``Y``, then a few small arrays. Agrees
+    with ``fit(...).simple.estimate`` to rounding (tested).
+    """
+    T = Y.shape[1]
+    keep = gpos > 0  # units treated from the first period are dropped, as in fit
+    Y, gpos = Y[keep], np.where(gpos[keep] >= T, _NEVER, gpos[keep])
+    if not (gpos < T).any():
+        return None
+    gpos, Y, _ = _no_never_treated(gpos, Y, np.arange(T), control_group, [])
+    T = Y.shape[1]
+    cohorts, inverse, sizes = np.unique(gpos, return_inverse=True, return_counts=True)
+    sums = np.zeros((cohorts.size, T))
+    np.add.at(sums, inverse, Y)
+    never = cohorts == _NEVER
+    estimates, weights = [], []
+    for c in np.flatnonzero(~never):
+        g = int(cohorts[c])
+        t = np.arange(g, T)
+        if t.size == 0:
+            continue
+        treated = (sums[c, t] - sums[c, g - 1]) / sizes[c]
+        if control_group == "never":
+            ctrl = never[:, None] & np.ones(t.size, bool)[None, :]
+        else:  # not yet treated by t (never treated included)
+            ctrl = cohorts[:, None] > t[None, :]
+        n0 = ctrl.T @ sizes
+        ok = n0 > 0
+        if not ok.any():
+            continue
+        s0 = (ctrl * (sums[:, t] - sums[:, [g - 1]])).sum(axis=0)
+        estimates.append(treated[ok] - s0[ok] / n0[ok])
+        weights.append(np.full(int(ok.sum()), float(sizes[c])))
+    if not estimates:
+        return None
+    w = np.concatenate(weights)
+    return float(np.concatenate(estimates) @ (w / w.sum()))
 
 
 def _no_never_treated(gpos, Y, periods, control_group, notes):

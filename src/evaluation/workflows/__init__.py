@@ -11,9 +11,8 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-from evaluation.report import evidence
+from evaluation.context import RunContext
 from evaluation.results import EvaluationResults
-from evaluation.workflows.common import RunContext
 
 #: design key -> module under evaluation.workflows
 REGISTRY: dict[str, str] = {
@@ -49,5 +48,7 @@ def prepare(ctx: RunContext) -> Any:
 def run(ctx: RunContext) -> EvaluationResults:
     """Fit the design and return the results contract."""
     fn: Callable[[RunContext], EvaluationResults] = _module(ctx.params.design).run  # type: ignore[attr-defined]
+    from evaluation.report import evidence
+
     # the evidence rating is derived from the design and the checks that passed, never by hand
     return evidence.attach(fn(ctx))

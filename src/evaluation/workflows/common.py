@@ -14,8 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +22,16 @@ import numpy as np
 import pandas as pd
 
 from evaluation import config
-from evaluation.data import database as db
+from evaluation.context import RunContext
 from evaluation.data import panel as panel_mod
 from evaluation.data import tidy
 from evaluation.errors import InputError
-from evaluation.params import BaseParams, params_dict, params_hash, resolve
-from evaluation.provenance import git_commit, now, package_versions, sha256_file, sha256_frame
+from evaluation.params import params_dict, params_hash, resolve
+from evaluation.provenance import git_commit, package_versions, sha256_file, sha256_frame
 from evaluation.results import Provenance
 
 #: Lookup columns that ``data.area_level`` may name on the synthetic default lookup.
 DEFAULT_LOOKUP_KEY = "lsoa11_code"
-
-
-@dataclass
-class RunContext:
-    """One evaluation run: the params, where data come from, when it started."""
-
-    params_path: Path
-    params: BaseParams
-    database: Path
-    run_started: str = field(default_factory=now)
-
-    @property
-    def name(self) -> str:
-        """The evaluation's slug: the params file's stem."""
-        return self.params_path.stem
-
-    @cached_property
-    def connection(self) -> Any:
-        """A read-only connection to the embedded database."""
-        if not self.database.exists():
-            raise InputError(self.database, "database not found; run `evaluation ingest` first")
-        return db.connect(self.database, read_only=True)
-
-    def close(self) -> None:
-        """Close the database connection if one was opened."""
-        if "connection" in self.__dict__:
-            self.__dict__.pop("connection").close()
 
 
 @dataclass(frozen=True)
@@ -291,9 +263,10 @@ def load_csv(ctx: RunContext) -> AreaCounts:
     frame = frame.rename(columns={"unit": "area", "outcome": "count", "offset": "population"})
     if not loaded.has_offset:
         frame = frame.drop(columns="population")
-    frame["area"] = frame["area"].astype(str)
+    if frame["area"].dtype != object:  # plain Python strings, as from police.uk
+        frame["area"] = frame["area"].astype(str).astype(object)
     if data.units:
-        missing = sorted(set(data.units) - set(frame["area"]))
+        missing = sorted(set(data.units) - set(frame["area"].unique()))
         if missing:
             raise InputError(
                 ctx.params_path,
@@ -474,7 +447,7 @@ def check_areas(ctx: RunContext, counts: AreaCounts, areas: list[str] | None, ke
     """Raise naming ``key`` when an area is not in the data."""
     if not areas:
         return
-    known = set(counts.frame["area"])
+    known = set(counts.frame["area"].unique())  # unique first: millions of rows
     unknown = [a for a in areas if a not in known]
     if unknown:
         sample = ", ".join(sorted(known)[:5])

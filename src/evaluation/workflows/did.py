@@ -78,13 +78,23 @@ def _features(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
     window = frame[
         (frame["period"] < start) & (frame["period"] >= start - pd.DateOffset(months=MATCH_MONTHS))
     ]
-    rows = []
-    for area, g in window.groupby("area"):
-        y = np.log(g["count"].to_numpy(float) + 0.5)
-        t = np.arange(len(y)) / 12.0
-        slope = float(np.polyfit(t, y, 1)[0]) if len(y) > 2 else 0.0
-        rows.append({"area": area, "level": float(g["count"].mean()), "trend": slope})
-    return pd.DataFrame(rows).set_index("area")
+    # least-squares slope of log(count + 0.5) on years since the window's first month,
+    # per area, from sums per area (one pass, not a fit per area: 35,000 areas take 0.1 s)
+    codes, areas = pd.factorize(window["area"], sort=True)
+    count = window["count"].to_numpy(float)
+    y = np.log(count + 0.5)
+    t = pd.Series(codes).groupby(codes).cumcount().to_numpy(float) / 12.0
+
+    def per_area(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes, weights=weights, minlength=len(areas))
+
+    n = per_area().astype(float)
+    sxx = per_area(t * t) - per_area(t) ** 2 / n
+    sxy = per_area(t * y) - per_area(t) * per_area(y) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where((n > 2) & (sxx > 0), sxy / sxx, 0.0)
+    index = pd.Index(np.asarray(areas, dtype=object), name="area")
+    return pd.DataFrame({"level": per_area(count) / n, "trend": slope}, index=index)
 
 
 def match_comparison(
@@ -150,7 +160,7 @@ def choose_comparison(
     """Comparison areas (listed, all eligible, or matched) and the balance table; shared by
     the DiD and the power analysis that plans one."""
     comp = params.comparison
-    areas = sorted(set(counts.frame["area"]))
+    areas = sorted(set(counts.frame["area"].unique()))
     if comp.areas:
         common.check_areas(ctx, counts, comp.areas, "comparison.areas")
         clash = sorted(set(comp.areas) & set(treated))
@@ -163,7 +173,8 @@ def choose_comparison(
         listed = list(comp.areas)
         feats = _features(counts.frame, start)
         return listed, balance_table(feats, treated, listed, listed)
-    pool = [a for a in areas if a not in set(treated) | set(buffer) | set(comp.exclude)]
+    left_out = set(treated) | set(buffer) | set(comp.exclude)
+    pool = [a for a in areas if a not in left_out]
     if len(pool) < 2:
         raise InputError(
             ctx.params_path, "fewer than 2 areas left to compare with", key="comparison"
@@ -210,15 +221,16 @@ def prepare(ctx: RunContext) -> DidData:
     keep = counts.frame[counts.frame["area"].isin(treated + comparison)]
     panel = pd.DataFrame(
         {
-            "unit": keep["area"].to_numpy(),
+            "unit": pd.Series(keep["area"].to_numpy(), dtype=object),  # no string inference
             "period": keep["period"].to_numpy(),
             "outcome": keep["count"].to_numpy(float),
         }
     )
     is_treated = panel["unit"].isin(treated)
     panel["treat"] = (is_treated & (panel["period"] >= start)).astype(float)
-    panel["first_treat"] = np.where(is_treated, start, pd.NaT)
-    panel["first_treat"] = pd.to_datetime(panel["first_treat"])
+    first = np.full(len(panel), np.datetime64("NaT"), dtype=panel["period"].dtype)
+    first[is_treated.to_numpy()] = start.to_datetime64()
+    panel["first_treat"] = first
     return DidData(counts, panel, treated, comparison, buffer, start, balance)
 
 
@@ -246,16 +258,36 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     """The event-study panel: quarters (monthly leads are too many for a joint test with
     few clusters), and log(count + 1) for count models so that the test asks the same
     multiplicative question as the Poisson headline."""
-    p = data.panel.copy()
-    p["period"] = p["period"].dt.to_period("Q").dt.start_time
-    p["first_treat"] = p["first_treat"].dt.to_period("Q").dt.start_time
-    q = p.groupby(["unit", "period"], as_index=False).agg(
-        outcome=("outcome", "sum"), first_treat=("first_treat", "first")
+    p = data.panel
+    units, unit_labels = pd.factorize(p["unit"], sort=True)
+    quarters, quarter_labels = pd.factorize(_quarter_start(p["period"].to_numpy()), sort=True)
+    n_u, n_q = len(unit_labels), len(quarter_labels)
+    key = units.astype(np.int64) * n_q + quarters  # unit x quarter cells, by unit then quarter
+    cells = np.flatnonzero(np.bincount(key, minlength=n_u * n_q))
+    sums = np.bincount(key, weights=p["outcome"].to_numpy(float), minlength=n_u * n_q)
+    first_row = np.empty(n_u, dtype=np.int64)
+    first_row[units[::-1]] = np.arange(len(units))[::-1]  # each unit's first row
+    starts = _quarter_start(p["first_treat"].to_numpy()[first_row])  # constant within a unit
+    q = pd.DataFrame(
+        {
+            "unit": pd.Series(np.asarray(unit_labels, dtype=object)[cells // n_q], dtype=object),
+            "period": np.asarray(quarter_labels)[cells % n_q],
+            "outcome": sums[cells],
+            "first_treat": starts[cells // n_q],
+        }
     )
     logged = family in COUNT_FAMILIES
     if logged:
         q["outcome"] = np.log1p(q["outcome"])
     return q, logged
+
+
+def _quarter_start(values: np.ndarray) -> np.ndarray:
+    """The first day of each date's quarter (NaT stays NaT), in the dates' own unit."""
+    months = values.astype("datetime64[M]")
+    numbers = months.astype(np.int64)
+    start = (numbers - numbers % 3).astype("datetime64[M]").astype(values.dtype)
+    return np.where(np.isnat(values), values, start)
 
 
 def _event_study(ctx: RunContext, data: DidData) -> tuple[Any, bool]:

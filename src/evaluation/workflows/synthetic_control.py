@@ -89,7 +89,7 @@ def _donors(
     else:
         common.check_areas(ctx, counts, comp.exclude, "comparison.exclude")
         out = set(treated) | set(buffer) | set(comp.exclude)
-        donors = [a for a in sorted(set(counts.frame["area"])) if a not in out]
+        donors = [a for a in sorted(set(counts.frame["area"].unique())) if a not in out]
         if comp.method == "matched" and len(donors) > comp.n:
             if counts.frequency == "period":
                 raise InputError(

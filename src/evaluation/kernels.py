@@ -1,0 +1,245 @@
+"""Notebook kernels forked from a warm template process.
+
+An evaluation's own work on the default data takes a few tenths of a second; starting a
+Python kernel and importing pandas, SciPy, statsmodels, matplotlib and plotly into it takes
+about two seconds of CPU. This module removes that cost without giving up isolation:
+kernels are forked by the standard library's ``multiprocessing`` fork server, which
+imports those modules once (:func:`preload`: the common ones and the workflow modules of
+the designs about to run). Each kernel is still a fresh process that
+runs one notebook and exits, so runs never share state; they only share the read-only
+memory pages of the imported modules.
+
+:func:`kernel_manager_class` gives Papermill a ``jupyter_client`` kernel manager whose
+provisioner forks the kernel instead of executing ``python -m ipykernel_launcher``. Any
+other kernel command (another kernelspec, another Python) falls back to the ordinary
+subprocess launch.
+
+Details that matter:
+
+* The fork server imports :mod:`evaluation._kernel_env` first, which sets one BLAS/OpenMP
+  thread before NumPy loads: forked kernels share the cores with each other.
+* A kernel sets ``JPY_PARENT_PID`` to the fork server, which exits when this process does;
+  ipykernel's parent poller then ends the kernel, so a killed run leaves no kernel behind.
+* Kernels get no process group of their own (``pgid`` stays unset): signals go to the
+  kernel process only, never to the fork server's group, which is ours.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
+from typing import Any
+
+import zmq
+
+#: Imported once by the fork server, in this order (a failing import is skipped), before
+#: the workflow modules of the designs to run (:func:`preload`).
+PRELOAD: tuple[str, ...] = (
+    "evaluation._kernel_env",  # first: BLAS threads are fixed when NumPy loads
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "evaluation.api",
+    "evaluation._kernel_warm",
+)
+#: Disable forking (e.g. to debug a kernel) by setting this to 0.
+FORK_ENV = "EVALUATION_FORK_KERNELS"
+
+_preloaded = False
+_CURVE = zmq.has("curve")
+_lock = threading.Lock()
+
+
+class _KernelPopen(popen_forkserver.Popen):  # type: ignore[misc]
+    """``multiprocessing``'s fork-server launcher, minus the caller's ``__main__``.
+
+    A process started through the fork server normally re-imports the parent's main
+    script first (so that its functions can be unpickled). A kernel needs nothing from it,
+    and a script without an ``if __name__ == "__main__"`` guard would run again inside
+    every kernel. This is the standard library's ``Popen._launch`` with those two keys
+    dropped from the preparation data.
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        parent_w = os.dup(w)
+        close = util.close_fds  # type: ignore[attr-defined]
+        self.finalizer = util.Finalize(self, close, (parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _KernelProcess(context.ForkServerProcess):  # type: ignore[misc,name-defined]
+    """A fork-server process launched by :class:`_KernelPopen`."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _KernelPopen(process_obj)
+
+
+def preload(designs: Iterable[str] | None = None) -> list[str]:
+    """What the fork server imports: :data:`PRELOAD`, then the workflow module of each
+    design (all designs when None). A design left out still runs; its kernels import its
+    modules themselves."""
+    from evaluation.workflows import REGISTRY
+
+    chosen = REGISTRY if designs is None else [d for d in designs if d in REGISTRY]
+    return [*PRELOAD, *dict.fromkeys(f"evaluation.workflows.{REGISTRY[d]}" for d in chosen)]
+
+
+def _kernel_process(designs: Iterable[str] | None = None) -> Any:
+    """The kernel process class, with the fork server's preload list set (once: the first
+    caller's designs decide)."""
+    global _preloaded
+    with _lock:
+        if not _preloaded:
+            forkserver.set_forkserver_preload(preload(designs))
+            _preloaded = True
+    return _KernelProcess
+
+
+def forkable(cmd: Sequence[str]) -> bool:
+    """Whether ``cmd`` starts an ipykernel in this very Python, so a fork can replace it."""
+    if os.environ.get(FORK_ENV, "1") == "0" or sys.platform == "win32":
+        return False
+    return (
+        len(cmd) >= 3
+        and os.path.realpath(cmd[0]) == os.path.realpath(sys.executable)
+        and list(cmd[1:3]) == ["-m", "ipykernel_launcher"]
+    )
+
+
+def _kernel_main(argv: list[str], env: dict[str, str], cwd: str | None) -> None:
+    """Body of a forked kernel: become a fresh ipykernel with ``argv``."""
+    os.environ.clear()
+    os.environ.update(env)
+    parent = str(os.getppid())  # the fork server, which exits with us; see module notes
+    os.environ["JPY_PARENT_PID"] = parent
+    if cwd:
+        os.chdir(cwd)
+    if sys.path and sys.path[0] in ("", "."):
+        del sys.path[0]  # as ipykernel_launcher does: the cwd must not shadow modules
+    from ipykernel.kernelapp import IPKernelApp
+
+    # parent_handle's default was read from the environment when the fork server imported
+    # ipykernel, so it is given explicitly
+    IPKernelApp.launch_instance(argv=[*argv, f"--IPKernelApp.parent_handle={parent}"])
+
+
+class _ForkedProcess:
+    """The part of :class:`subprocess.Popen` that ``LocalProvisioner`` uses."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode  # type: ignore[no-any-return]
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._process.join(timeout)
+        return self._process.exitcode  # type: ignore[no-any-return]
+
+    def send_signal(self, signum: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+
+def _provisioner_class() -> type:
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+        """Launch the kernel as a fork of the warm fork server when possible."""
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+            if not forkable(cmd):
+                return await super().launch_kernel(cmd, **kwargs)
+            env = {**(kwargs.get("env") or os.environ)}
+            cwd = kwargs.get("cwd")
+            process = _kernel_process()(
+                target=_kernel_main,
+                args=(list(cmd[3:]), env, str(cwd) if cwd else None),
+                name="evaluation-kernel",
+                daemon=True,  # ended with this process at the latest
+            )
+            process.start()
+            self.process = _ForkedProcess(process)  # type: ignore[assignment]
+            self.pid = process.pid
+            self.pgid = None  # never signal the fork server's (our) process group
+            self.cwd = cwd or os.getcwd()
+            return self.connection_info
+
+    return ForkProvisioner
+
+
+def kernel_manager_class(env: Mapping[str, str] | None = None) -> type:
+    """A Papermill/nbclient kernel manager: forked kernels, with ``env`` added.
+
+    Parameters
+    ----------
+    env
+        Added to the kernel's environment (this process's own is left alone).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = dict(env or {})
+    provisioner = _provisioner_class()
+
+    class EvaluationKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        def _kernel_supports_curve_encryption(self) -> bool:
+            # our ipykernel reads CurveZMQ keys from the connection file: kernel traffic on
+            # 127.0.0.1 is then encrypted, and the kernel has no plain-TCP warning to print
+            return _CURVE or bool(super()._kernel_supports_curve_encryption())
+
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            kw.setdefault("transport_encryption", "auto")
+            await super().start_kernel(**kw)
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if self.provisioner is None:
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or _new_id()
+                self.provisioner = provisioner(
+                    kernel_id=self.kernel_id,
+                    kernel_spec=self.kernel_spec,
+                    parent=self,
+                )
+            return await super()._async_pre_start_kernel(**kw)
+
+    return EvaluationKernelManager
+
+
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def warm_up(designs: Iterable[str] | None = None) -> None:
+    """Start the fork server now: it imports what kernels of ``designs`` need (all designs
+    when None) while this process does other work. Only the first call has an effect."""
+    if os.environ.get(FORK_ENV, "1") != "0" and sys.platform != "win32":
+        _kernel_process(designs)
+        forkserver.ensure_running()
