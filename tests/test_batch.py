@@ -243,3 +243,9 @@ def test_kernel_environment_reaches_the_kernel(tmp_path: Path) -> None:
     shown = nbformat.read(out, as_version=4).cells[0].outputs[0]["data"]["text/plain"]
     assert shown == "'1'"
     assert os.environ.get("OPENBLAS_NUM_THREADS") != "1"  # the parent process is left alone
+
+
+def test_cluster_batches_leave_threads_for_the_kernels_inference() -> None:
+    """Evaluations hold at most half a cluster's threads: their kernels send the heavy
+    inference to the same cluster, and it must find threads to run on."""
+    assert [batch.in_flight_limit(t) for t in (1, 2, 3, 8)] == [1, 1, 1, 4]

@@ -22,6 +22,9 @@ Details that matter:
   ipykernel's parent poller then ends the kernel, so a killed run leaves no kernel behind.
 * Kernels get no process group of their own (``pgid`` stays unset): signals go to the
   kernel process only, never to the fork server's group, which is ours.
+* Kernel traffic on 127.0.0.1 is encrypted with CurveZMQ keys the kernel manager makes
+  (jupyter_client's ``transport_encryption``), which ipykernel reads from the connection
+  file.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ PRELOAD: tuple[str, ...] = (
     "evaluation._kernel_env",  # first: BLAS threads are fixed when NumPy loads
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
     "evaluation.api",
     "evaluation._kernel_warm",
 )
@@ -125,8 +129,18 @@ def forkable(cmd: Sequence[str]) -> bool:
 
 def _kernel_main(argv: list[str], env: dict[str, str], cwd: str | None) -> None:
     """Body of a forked kernel: become a fresh ipykernel with ``argv``."""
+    from evaluation.config import SINGLE_THREAD_ENV
+
+    # Every child of a fork server inherits the end of the pipe that keeps the server alive
+    # (so that children may start processes of their own). A kernel starts none: dropping
+    # it lets the server exit when this process's parent does, and the kernel with it.
+    server: Any = forkserver._forkserver  # type: ignore[attr-defined]
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
     os.environ.clear()
     os.environ.update(env)
+    os.environ.update(SINGLE_THREAD_ENV)  # what the fork server's BLAS was loaded with
     parent = str(os.getppid())  # the fork server, which exits with us; see module notes
     os.environ["JPY_PARENT_PID"] = parent
     if cwd:
@@ -137,7 +151,14 @@ def _kernel_main(argv: list[str], env: dict[str, str], cwd: str | None) -> None:
 
     # parent_handle's default was read from the environment when the fork server imported
     # ipykernel, so it is given explicitly
-    IPKernelApp.launch_instance(argv=[*argv, f"--IPKernelApp.parent_handle={parent}"])
+    IPKernelApp.launch_instance(
+        argv=[
+            *argv,
+            f"--IPKernelApp.parent_handle={parent}",
+            # kernels of a batch would otherwise all write ~/.ipython's history database
+            "--HistoryManager.enabled=False",
+        ]
+    )
 
 
 class _ForkedProcess:

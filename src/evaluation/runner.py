@@ -142,6 +142,9 @@ def _execute(
             cwd=str(config.project_root()),
             progress_bar=False,
             kernel_name="python3",
+            # every cell has run and results.json is written: no need to wait for a
+            # graceful exit (jupyter_client would interrupt the idle kernel first)
+            shutdown_kernel="immediate",
             **extra,
         )
     except Exception as err:

@@ -260,7 +260,9 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     multiplicative question as the Poisson headline."""
     p = data.panel
     units, unit_labels = pd.factorize(p["unit"], sort=True)
-    quarters, quarter_labels = pd.factorize(_quarter_start(p["period"].to_numpy()), sort=True)
+    months, month_labels = pd.factorize(p["period"].to_numpy(), sort=True)
+    to_quarter, quarter_labels = pd.factorize(_quarter_start(np.asarray(month_labels)), sort=True)
+    quarters = to_quarter[months]
     n_u, n_q = len(unit_labels), len(quarter_labels)
     key = units.astype(np.int64) * n_q + quarters  # unit x quarter cells, by unit then quarter
     cells = np.flatnonzero(np.bincount(key, minlength=n_u * n_q))
@@ -270,7 +272,7 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     starts = _quarter_start(p["first_treat"].to_numpy()[first_row])  # constant within a unit
     q = pd.DataFrame(
         {
-            "unit": pd.Series(np.asarray(unit_labels, dtype=object)[cells // n_q], dtype=object),
+            "unit": cells // n_q,  # integer codes (in label order): the fit needs no strings
             "period": np.asarray(quarter_labels)[cells % n_q],
             "outcome": sums[cells],
             "first_treat": starts[cells // n_q],
