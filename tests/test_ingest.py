@@ -455,3 +455,22 @@ def test_connect_errors(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="cannot open"):
         database.connect(junk)
+
+
+def test_only_2021_codes_really_missing_from_the_crosswalk_are_reported(con, tmp_path):
+    """A new 2021 code that the crosswalk maps is not 'missing from the crosswalk'; one it
+    lacks is, counted by its rows (the old check counted every new English code)."""
+    xwalk = tmp_path / "crosswalk.csv"
+    xwalk.write_text(
+        "lsoa11_code,lsoa21_code,change_code\n"
+        "E01000001,E01000001,U\n"
+        "E01000002,E01035001,S\n"
+        "E01000002,E01035002,S\n"
+    )
+    rows = [row("2024-01", "E01000001"), row("2024-01", "E01035001")]
+    rows += [row("2024-01", "E01035002")] * 2 + [row("2024-01", "E01039999")] * 3
+    report = policeuk.ingest([write(tmp_path / "f.csv", rows)], con, crosswalk=xwalk)
+    missing = [w for w in report.warnings if "missing from the crosswalk" in w]
+    assert len(missing) == 1 and ": 3 rows in 2021 LSOAs" in missing[0], report.warnings
+    stored = dict(con.execute("SELECT lsoa_code, sum(n) FROM counts GROUP BY ALL").fetchall())
+    assert stored == {"E01000001": 1, "E01000002": 3, "E01039999": 3}

@@ -76,3 +76,31 @@ def test_refuses_impossible_sizes(tmp_path: Path) -> None:
         national.generate_national(tmp_path, n_lsoas=40000)
     with pytest.raises(InputError, match="start"):
         national.generate_national(tmp_path, n_lsoas=10, months=1, n_forces=1, start="2020-13")
+
+
+def test_command_line_generates_ingests_and_exports_out_of_core(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evaluation.cli import main
+
+    archive, db = tmp_path / "national", tmp_path / "national.duckdb"
+    assert (
+        main(["generate", "--national", "--lsoas", "120", "--months", "3", "--out", str(archive)])
+        == 0
+    )
+    assert "SYNTHETIC national-size" in capsys.readouterr().out
+    spill = ["--memory-limit", "512MB", "--temp-dir", str(tmp_path / "spill")]
+    assert main(["--database", str(db), "ingest", str(archive), *spill]) == 0
+    out = tmp_path / "burglary.csv"
+    assert (
+        main(
+            ["--database", str(db), "panel", "--out", str(out), "--crime-type", "Burglary", *spill]
+        )
+        == 0
+    )
+    assert len(out.read_text().splitlines()) == 1 + 120 * 3  # every LSOA and month, zero-filled
+    capsys.readouterr()
+    assert (
+        main(["--database", str(db), "panel", "--out", str(out), "--memory-limit", "8 GB'; x"]) == 2
+    )
+    assert "--memory-limit" in capsys.readouterr().err

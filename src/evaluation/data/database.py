@@ -125,8 +125,8 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, where: Path | str, read_only:
         _seed_crime_types(con)
         con.execute("COMMIT")
         return
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    version = int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    version = int(rows[0][0]) if rows else 0
     if version > SCHEMA_VERSION:
         raise InputError(
             where,
@@ -161,9 +161,13 @@ def coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | None = None) -> Any:
-    """The first column of the first row of a query (None when there is no row)."""
-    row = con.execute(sql, params or []).fetchone()
-    return row[0] if row else None
+    """The first column of the first row of a query (None when there is no row).
+
+    Meant for one-row queries (aggregates). It fetches every row: DuckDB 2 keeps a result
+    read with ``fetchone`` open, and then refuses ``register`` on the connection.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _first_line(err: BaseException) -> str:

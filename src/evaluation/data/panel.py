@@ -54,8 +54,10 @@ class _Spec:
     crime_types: list[str]
     areas_table: str  # columns: lsoa_code, area
     months_table: str  # column: month
-    types_table: str  # column: crime_type
-    area_list_table: str  # column: area (the area universe)
+    types_table: str  # columns: crime_type, ti (rank of the name: the sort key)
+    area_list_table: str  # columns: area (the area universe), ai (rank: the sort key)
+    lsoa_index_table: str  # columns: lsoa_code, ai (the LSOAs of the universe's areas)
+    area_names: list[str]  # the area universe, sorted: ai is the position here
 
 
 # --------------------------------------------------------------------------------------
@@ -114,11 +116,39 @@ def build_panel(
         population file.
     """
     with _panel_sql(
-        con, crime_types, months, lookup, lookup_key, group_col, areas, population, by_crime_type
-    ) as sql:
-        panel = con.execute(sql).df()
-    panel["month"] = pd.to_datetime(panel["month"])
+        con,
+        crime_types,
+        months,
+        lookup,
+        lookup_key,
+        group_col,
+        areas,
+        population,
+        by_crime_type,
+        ranks=True,
+    ) as (sql, spec):
+        ranked = con.execute(sql).df()
+    # DuckDB hands over numbers only; names come from the (small) universes by position:
+    # turning millions of VARCHAR values into Python strings took half the time
+    type_names = sorted(spec.crime_types) if by_crime_type else [ALL_TYPES_LABEL]
+    panel = pd.DataFrame(
+        {
+            "area": _take(spec.area_names, ranked["ai"]),
+            "month": pd.to_datetime(ranked["month"]),
+            "crime_type": _take(type_names, ranked["ti"]),
+            "count": ranked["count"],
+        }
+    )
+    if "population" in ranked:
+        panel["population"] = ranked["population"]
     return panel
+
+
+def _take(names: list[str], positions: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """``names[i]`` for each position, typed as pandas types text (as DuckDB's ``df()``)."""
+    if not names:  # no rows: DuckDB's df() gives an empty object column
+        return pd.Series([], dtype=object).array
+    return pd.Series(names).array.take(positions.to_numpy())
 
 
 def export_panel(
@@ -144,7 +174,7 @@ def export_panel(
     out.parent.mkdir(parents=True, exist_ok=True)
     with _panel_sql(
         con, crime_types, months, lookup, lookup_key, group_col, areas, population, by_crime_type
-    ) as sql:
+    ) as (sql, _):
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         os.close(fd)
         tmp = Path(tmp_name)
@@ -204,7 +234,7 @@ def outcome_counts(
                        coalesce(c.last_outcome, {_quote(NO_OUTCOME_LABEL)}) AS last_outcome,
                        CAST(sum(c.n) AS BIGINT) AS count
                 FROM counts c JOIN {spec.areas_table} l ON c.lsoa_code = l.lsoa_code
-                WHERE c.month IN (SELECT month FROM {spec.months_table})
+                WHERE {_month_filter(spec)}
                   AND c.crime_type IN (SELECT crime_type FROM {spec.types_table})
                 GROUP BY ALL ORDER BY area, crime_type, count DESC, last_outcome"""
         ).df()
@@ -226,44 +256,52 @@ def _panel_sql(
     areas: Sequence[str] | None,
     population: Path | str | None,
     by_crime_type: bool,
-) -> Iterator[str]:
-    """Yield the zero-filled panel query while its helper tables are registered."""
+    *,
+    ranks: bool = False,
+) -> Iterator[tuple[str, _Spec]]:
+    """Yield the zero-filled panel query while its helper tables are registered.
+
+    With ``ranks`` the query returns ``ai`` and ``ti``, positions in ``spec.area_names``
+    and in the sorted crime types, in place of ``area`` and ``crime_type``.
+    """
     with _universes(
         con, crime_types, months, lookup, lookup_key, group_col, areas, by_crime_type
     ) as spec:
-        type_expr = "c.crime_type" if by_crime_type else _quote(ALL_TYPES_LABEL)
+        # Areas and crime types are joined and sorted by their integer ranks, not by name:
+        # at 35,000 LSOAs x 120 months x 14 types a sort on strings dominates the query
         types_out = (
-            f"SELECT crime_type FROM {spec.types_table}"
+            f"SELECT crime_type, ti FROM {spec.types_table}"
             if by_crime_type
-            else f"SELECT {_quote(ALL_TYPES_LABEL)} AS crime_type"
+            else f"SELECT {_quote(ALL_TYPES_LABEL)} AS crime_type, 0 AS ti"
         )
         sql = f"""
             WITH agg AS (
-                SELECT l.area, c.month, {type_expr} AS crime_type, sum(c.n) AS count
-                FROM counts c JOIN {spec.areas_table} l ON c.lsoa_code = l.lsoa_code
-                WHERE c.month IN (SELECT month FROM {spec.months_table})
-                  AND c.crime_type IN (SELECT crime_type FROM {spec.types_table})
+                SELECT x.ai, c.month, {"t.ti" if by_crime_type else "0"} AS ti,
+                       sum(c.n) AS count
+                FROM counts c
+                JOIN {spec.lsoa_index_table} x ON c.lsoa_code = x.lsoa_code
+                JOIN {spec.types_table} t ON c.crime_type = t.crime_type
+                WHERE {_month_filter(spec)}
                 GROUP BY ALL
-            ),
-            grid AS (
-                SELECT a.area, m.month, t.crime_type
-                FROM {spec.area_list_table} a
-                CROSS JOIN {spec.months_table} m
-                CROSS JOIN ({types_out}) t
             )
-            SELECT g.area, g.month, g.crime_type,
+            SELECT {"a.ai, m.month, t.ti" if ranks else "a.area, m.month, t.crime_type"},
                    CAST(coalesce(agg.count, 0) AS BIGINT) AS count{{pop_col}}
-            FROM grid g
-            LEFT JOIN agg USING (area, month, crime_type){{pop_join}}
-            ORDER BY g.area, g.month, g.crime_type"""
+            FROM {spec.area_list_table} a
+            CROSS JOIN {spec.months_table} m
+            CROSS JOIN ({types_out}) t
+            LEFT JOIN agg ON agg.ai = a.ai AND agg.month = m.month AND agg.ti = t.ti{{pop_join}}
+            ORDER BY a.ai, m.month, t.ti"""
         if population is None:
-            yield sql.format(pop_col="", pop_join="")
+            yield sql.format(pop_col="", pop_join=""), spec
             return
         with _population_tables(con, Path(population), spec, lookup_key) as pop_table:
-            yield sql.format(
-                pop_col=", p.population",
-                pop_join=f"\n            LEFT JOIN {pop_table} p ON g.area = p.area "
-                "AND g.month = p.month",
+            yield (
+                sql.format(
+                    pop_col=", p.population",
+                    pop_join=f"\n            LEFT JOIN {pop_table} p ON a.area = p.area "
+                    "AND m.month = p.month",
+                ),
+                spec,
             )
 
 
@@ -283,30 +321,35 @@ def _universes(
     month_list = _resolve_months(con, months)
     _warn_on_mixed_coverage(con, month_list)
     tag = uuid.uuid4().hex[:8]
-    names = {k: f"_panel_{k}_{tag}" for k in ("areas", "months", "types", "arealist")}
+    names = {k: f"_panel_{k}_{tag}" for k in ("areas", "months", "types", "arealist", "lsoas")}
     registered: list[str] = []
     try:
         _register(con, names["months"], pd.DataFrame({"month": month_list}), registered)
-        _register(con, names["types"], pd.DataFrame({"crime_type": types}), registered)
+        ranks = {name: i for i, name in enumerate(sorted(types))}
+        type_frame = pd.DataFrame(
+            {"crime_type": pd.Series(types, dtype=object), "ti": [ranks[t] for t in types]}
+        )
+        _register(con, names["types"], type_frame, registered)
         if lookup is None:
             if group_col is not None:
                 raise InputError(None, "grouping needs a lookup file", key="group_col")
-            area_sql = (
-                "SELECT DISTINCT lsoa_code, lsoa_code AS area FROM counts "
-                "WHERE lsoa_code IS NOT NULL"
+            # the LSOAs in the data, read once (a view would rescan counts at every use)
+            codes = pd.Series(
+                [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT DISTINCT lsoa_code FROM counts WHERE lsoa_code IS NOT NULL"
+                    ).fetchall()
+                ],
+                dtype=object,
             )
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {names['areas']} AS {area_sql}")
-            registered.append(names["areas"])
+            frame = pd.DataFrame({"lsoa_code": codes, "area": codes})
+            _register(con, names["areas"], frame, registered)
         else:
             frame = _lookup_frame(lookup, lookup_key, group_col)
             _register(con, names["areas"], frame, registered)
             _check_lookup_matches(con, names["areas"], lookup, lookup_key)
-        universe = [
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT area FROM {names['areas']} ORDER BY area"
-            ).fetchall()
-        ]
+        universe = sorted(set(frame["area"]))
         if areas is not None:
             wanted = list(dict.fromkeys(str(a) for a in areas))
             unknown = sorted(set(wanted) - set(universe))
@@ -325,15 +368,45 @@ def _universes(
                     key="areas",
                 )
             universe = sorted(wanted)
-        _register(
-            con, names["arealist"], pd.DataFrame({"area": universe}, dtype=object), registered
+        rank = {area: i for i, area in enumerate(universe)}
+        area_list = pd.DataFrame(
+            {"area": pd.Series(universe, dtype=object), "ai": range(len(universe))}
         )
+        _register(con, names["arealist"], area_list, registered)
+        kept = frame[frame["area"].isin(rank)]
+        lsoas = pd.DataFrame(
+            {
+                "lsoa_code": kept["lsoa_code"].astype(object),
+                "ai": kept["area"].map(rank).astype("int64"),
+            }
+        )
+        _register(con, names["lsoas"], lsoas, registered)
         yield _Spec(
-            month_list, types, names["areas"], names["months"], names["types"], names["arealist"]
+            month_list,
+            types,
+            names["areas"],
+            names["months"],
+            names["types"],
+            names["arealist"],
+            names["lsoas"],
+            universe,
         )
     finally:
         for name in registered:
             _drop(con, name)
+
+
+def _month_filter(spec: _Spec) -> str:
+    """``counts`` rows in the month universe.
+
+    The constant range lets DuckDB skip row groups outside the window (files are mostly
+    ingested in month order); the semi-join keeps only the listed months.
+    """
+    first, last = min(spec.months), max(spec.months)
+    return (
+        f"c.month BETWEEN DATE '{first:%Y-%m-%d}' AND DATE '{last:%Y-%m-%d}' "
+        f"AND c.month IN (SELECT month FROM {spec.months_table})"
+    )
 
 
 def _register(
@@ -522,11 +595,12 @@ def _check_lookup_matches(
     lookup_key: str,
 ) -> None:
     """Fail when no lookup LSOA is in the data (wrong key or vintage); warn when some miss."""
+    # fetchall, not fetchone: DuckDB refuses to register a frame while a result is open
     total, seen = con.execute(
         f"""SELECT count(*), count(*) FILTER (WHERE lsoa_code IN (
                 SELECT DISTINCT lsoa_code FROM counts WHERE lsoa_code IS NOT NULL))
             FROM {table}"""
-    ).fetchone() or (0, 0)
+    ).fetchall()[0]
     source = None if isinstance(lookup, pd.DataFrame) else lookup
     if total and not seen:
         raise InputError(
