@@ -417,8 +417,11 @@ def bench_run_all(quick: bool, repeats: int, tmp: Path) -> Figure:
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(one, range(len(params))))
 
-    t_ref = best(reference, 1)
-    t_ours = best(ours, 1)
+    # best of `repeats` each, alternating: a batch takes seconds, and load comes and goes
+    t_ref, t_ours = float("inf"), float("inf")
+    for _ in range(max(1, repeats)):
+        t_ref = min(t_ref, best(reference, 1))
+        t_ours = min(t_ours, best(ours, 1))
     failed = [o.name for o in result[-1].failed]
     return Figure(
         "run_all",

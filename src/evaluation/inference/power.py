@@ -434,12 +434,12 @@ def within_two_way(w: np.ndarray, V: np.ndarray) -> np.ndarray:
     wt = w.sum(axis=1)  # (S, T)
     vbar = np.einsum("snt,sntk->stk", w, V) / wt[..., None]
     b = np.einsum("snt,sntk->snk", w, V - vbar[:, None])
-    M = -np.einsum("sit,sjt->sij", w / wt[:, None, :], w)
+    M = -np.matmul(w / wt[:, None, :], w.swapaxes(1, 2))  # batched BLAS, not einsum loops
     M[:, np.arange(N), np.arange(N)] += w.sum(axis=2)
     a = np.zeros_like(b)
     if N > 1:
         a[:, 1:] = np.linalg.solve(M[:, 1:, 1:], b[:, 1:])
-    g = vbar - np.einsum("snt,snk->stk", w, a) / wt[..., None]
+    g = vbar - np.matmul(w.swapaxes(1, 2), a) / wt[..., None]
     return V - a[:, :, None, :] - g[:, None, :, :]
 
 
