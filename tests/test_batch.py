@@ -249,3 +249,23 @@ def test_cluster_batches_leave_threads_for_the_kernels_inference() -> None:
     """Evaluations hold at most half a cluster's threads: their kernels send the heavy
     inference to the same cluster, and it must find threads to run on."""
     assert [batch.in_flight_limit(t) for t in (1, 2, 3, 8)] == [1, 1, 1, 4]
+
+
+def test_longest_evaluations_start_first(tmp_path: Path) -> None:
+    """Ordered by the last published duration (longest first); unknown ones keep file order."""
+    import json
+
+    took = {"a": None, "b": ("2026-01-01T00:00:00", "2026-01-01T00:00:03"), "c": None}
+    took["d"] = ("2026-01-01T00:00:00", "2026-01-01T00:00:09")
+    for name, stamps in took.items():
+        if stamps:
+            (tmp_path / name).mkdir()
+            prov = {"run_started": stamps[0], "run_finished": stamps[1]}
+            (tmp_path / name / "results.json").write_text(json.dumps({"provenance": prov}))
+    kwargs = [{"params_path": f"{n}.yaml", "output_dir": str(tmp_path / n)} for n in took]
+    assert [kwargs[i]["params_path"] for i in batch.longest_first(kwargs)] == [
+        "d.yaml",
+        "b.yaml",
+        "a.yaml",
+        "c.yaml",
+    ]

@@ -213,13 +213,41 @@ def _locally(
         kernels.warm_up()  # one fork server for the whole batch, with every design's modules
     results: list[RunOutcome | None] = [None] * len(kwargs)
     with ThreadPoolExecutor(max_workers=jobs) as pool, _bar(len(kwargs), progress) as bar:
-        futures = {pool.submit(run_one, **kw, run=run): i for i, kw in enumerate(kwargs)}
+        futures = {pool.submit(run_one, **kwargs[i], run=run): i for i in longest_first(kwargs)}
         for future in as_completed(futures):
             i = futures[future]
             results[i] = future.result()
             bar.set_postfix_str(results[i].name)  # type: ignore[union-attr]
             bar.update()
     return [r for r in results if r is not None]
+
+
+def longest_first(kwargs: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The runs in order of their last published duration, longest first (new ones last).
+
+    Starting the long evaluations first keeps every worker busy to the end of the batch
+    (longest-processing-time scheduling); the durations come from each report's
+    ``results.json`` provenance, so the order is only a guess and never affects results.
+    """
+    last = [_last_duration(kw) for kw in kwargs]
+    return sorted(range(len(kwargs)), key=lambda i: -last[i])  # stable: file order on ties
+
+
+def _last_duration(kw: Mapping[str, Any]) -> float:
+    """Seconds the published report of this run took to compute, or 0 when unknown."""
+    import json
+    from datetime import datetime
+
+    folder = Path(kw["output_dir"]) if kw.get("output_dir") else None
+    folder = folder or config.reports_dir() / Path(kw["params_path"]).stem
+    try:  # only two time stamps are needed: no validation of the whole contract
+        prov = json.loads((folder / "results.json").read_text(encoding="utf-8"))["provenance"]
+        took = datetime.fromisoformat(prov["run_finished"]) - datetime.fromisoformat(
+            prov["run_started"]
+        )
+    except Exception:  # noqa: BLE001 - no report, an old or unreadable one: no guess
+        return 0.0
+    return max(took.total_seconds(), 0.0)
 
 
 def _on_cluster(

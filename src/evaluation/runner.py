@@ -145,6 +145,9 @@ def _execute(
             # every cell has run and results.json is written: no need to wait for a
             # graceful exit (jupyter_client would interrupt the idle kernel first)
             shutdown_kernel="immediate",
+            # the notebook is written once, at the end (a failing cell included), not after
+            # every cell: a killed run's folder is thrown away anyway
+            request_save_on_cell_execute=False,
             **extra,
         )
     except Exception as err:
