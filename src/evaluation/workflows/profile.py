@@ -547,9 +547,9 @@ def _estimates(
         Estimate(
             name="percent_change",
             estimate=ratio,
-            scale="ratio",
+            scale="rate_ratio",  # year 2 / year 1: 0.92 reads "8% fewer", like any rate ratio
             method="ratio of two counts",
-            label=f"{label} in {l2} as a ratio of {l1} (year 2 count / year 1 count): {words}",
+            label=f"{label} in {l2} against {l1} (yearly count): {words}",
         ),
     ]
     out += [_extreme(monthly, w, label, window) for w in ("highest", "lowest")]
