@@ -281,8 +281,9 @@ def _on_cluster(
                 results[i] = _task_outcome(future, kwargs[i])
                 bar.update()
                 if len(order) < len(kwargs):  # one finished: start the next
-                    nxt = submit(len(order))
-                    order[nxt.key] = len(order)
+                    following = len(order)
+                    nxt = submit(following)
+                    order[nxt.key] = following
                     queue.add(nxt)
         return [r for r in results if r is not None]
     finally:

@@ -10,7 +10,8 @@ A run first checks the params in-process, then executes the notebook into a fres
 folder. The notebook loads and checks the data (once: a national panel is not read twice);
 bad input found there comes back as the same one-line :class:`InputError` (exit 2), and
 the run folder goes, so bad input leaves nothing written. Only when the notebook,
-``results.json``, the figures and the HTML report are all there does the symlink move. A run killed at any moment therefore leaves the previous report in place.
+``results.json``, the figures and the HTML report are all there does the symlink move.
+A run killed at any moment therefore leaves the previous report in place.
 
 Errors while checking the input: an :class:`InputError` (bad params or data, including
 unreadable files, which the data layer wraps with the file's name) is one line and exit
@@ -40,12 +41,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from evaluation import config, kernels, workflows
 from evaluation.context import open_context
 from evaluation.errors import InputError, RelayedInputError, RunError
 from evaluation.results import read_results
+
+if TYPE_CHECKING:  # api imports the whole stack; the runner's process does not need it
+    from evaluation import api
 
 RUNS = ".runs"
 FAILED = ".failed"
@@ -74,7 +78,7 @@ def notebook_for(design: str) -> Path:
     return path
 
 
-def validate(params_path: Path, database: Path | None) -> Any:
+def validate(params_path: Path, database: Path | None) -> api.Evaluation:
     """Check params and data in-process (raises InputError before anything is written).
 
     :func:`run` leaves the data to the notebook; this is for checking without a run.
