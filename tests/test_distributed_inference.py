@@ -56,12 +56,14 @@ def sent(cluster, monkeypatch):
     name starts with ``evaluation-<prefix>`` that the cluster ran during the test."""
     address, client = cluster
     monkeypatch.setenv(dist.SCHEDULER_ENV, address)
-    started = time.time()
+    # tasks of earlier tests are told apart by key (every task's key is unique), not by
+    # time: the stream's time stamps and this clock need not agree to the millisecond
+    earlier = {str(r["key"]) for r in client.get_task_stream()}
 
     def count(prefix: str) -> int:
-        stream = client.get_task_stream(start=started)
         name = f"evaluation-{prefix}-" if prefix else "evaluation-"
-        return sum(str(r["key"]).startswith(name) for r in stream)
+        keys = {str(r["key"]) for r in client.get_task_stream()} - earlier
+        return sum(k.startswith(name) for k in keys)
 
     return count
 
