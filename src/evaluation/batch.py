@@ -342,6 +342,10 @@ def command(
 
     Exit 0 when every evaluation published a report, 1 when any failed.
     """
+    from evaluation import kernels
+
+    if scheduler is None:  # the fork server imports while this process checks and builds
+        kernels.warm_up()
     from evaluation.data.default import ensure_default_database
 
     files = [Path(p) for p in params] or sorted(config.params_dir().glob("*.yaml"))
