@@ -269,3 +269,43 @@ def test_longest_evaluations_start_first(tmp_path: Path) -> None:
         "a.yaml",
         "c.yaml",
     ]
+
+
+def test_run_all_on_worker_processes_starts_ordinary_kernels(
+    params_dir: Path, tmp_path: Path
+) -> None:
+    """Dask worker processes are daemonic, and multiprocessing forbids them children: the
+    kernels there must be started the ordinary way, not forked."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert client.run(lambda: kernels.fork_enabled()) == {
+            w: False for w in client.scheduler_info()["workers"]
+        }
+        result = batch.run_all(
+            [params_dir / "north.yaml", params_dir / "south.yaml"],
+            output_root=tmp_path,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+    assert [o.ok for o in result.outcomes] == [True, True], [o.error for o in result.outcomes]
+    assert read_results(tmp_path / "north").estimates
+
+
+def test_forking_is_off_in_daemonic_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import sys
+
+    cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "kernel.json"]
+    assert kernels.forkable(cmd)
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    assert not kernels.fork_enabled() and not kernels.forkable(cmd)

@@ -30,6 +30,7 @@ Details that matter:
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import sys
 import threading
@@ -116,9 +117,20 @@ def _kernel_process(designs: Iterable[str] | None = None) -> Any:
     return _KernelProcess
 
 
+def fork_enabled() -> bool:
+    """Whether kernels may be forked here: not on Windows, not when disabled, and not in a
+    daemonic process (a Dask worker is one), which ``multiprocessing`` forbids to have
+    children: kernels are then started the ordinary way."""
+    return (
+        os.environ.get(FORK_ENV, "1") != "0"
+        and sys.platform != "win32"
+        and not multiprocessing.current_process().daemon
+    )
+
+
 def forkable(cmd: Sequence[str]) -> bool:
     """Whether ``cmd`` starts an ipykernel in this very Python, so a fork can replace it."""
-    if os.environ.get(FORK_ENV, "1") == "0" or sys.platform == "win32":
+    if not fork_enabled():
         return False
     return (
         len(cmd) >= 3
@@ -261,6 +273,6 @@ def _new_id() -> str:
 def warm_up(designs: Iterable[str] | None = None) -> None:
     """Start the fork server now: it imports what kernels of ``designs`` need (all designs
     when None) while this process does other work. Only the first call has an effect."""
-    if os.environ.get(FORK_ENV, "1") != "0" and sys.platform != "win32":
+    if fork_enabled():
         _kernel_process(designs)
         forkserver.ensure_running()
