@@ -166,7 +166,12 @@ def test_only_dead_older_runs_are_removed(tmp_path: Path) -> None:
 
 
 def _kernels_of(pid: int) -> list[int]:
-    """Kernels started by process ``pid`` (they run in their own session)."""
+    """Kernels that process ``pid`` started the ordinary way (``JPY_PARENT_PID`` is its id).
+
+    Forked kernels name their fork server instead; they share the run's process group and
+    die with the ``killpg`` above, and tests/test_kernels.py checks that they also exit when
+    only the run itself is killed.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
