@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evaluation.inference.inversion import inversion_bound
+
 #: Default cap on the number of placebo assignments.
 DEFAULT_MAX_ASSIGNMENTS = 10_000
 _TIE = 1e-9
@@ -102,26 +104,6 @@ def _p_value(e: np.ndarray, f: np.ndarray, tau: float) -> float:
     return float(np.mean(stat >= abs(e[0] - tau) * (1 - _TIE)))
 
 
-def _invert(e: np.ndarray, f: np.ndarray, scale: float, alpha: float, side: int) -> float | None:
-    est = float(e[0])
-    inside, step = 0.0, 1.0
-    while _p_value(e, f, est + side * step * scale) > alpha:
-        inside = step
-        step *= 2.0
-        if step > 1e6:
-            return None
-    lo, hi = inside, step
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if _p_value(e, f, est + side * mid * scale) > alpha:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-7:
-            break
-    return est + side * 0.5 * (lo + hi) * scale
-
-
 def randomization_inference(
     estimates: np.ndarray,
     shift: np.ndarray | None = None,
@@ -161,8 +143,8 @@ def randomization_inference(
         spread = float(np.std(e[1:]))
         scale = spread if spread > 0 else max(abs(float(e[0])), 1.0)
         alpha = round(1.0 - level, 12)  # 1 - 0.9 is 0.0999...98 in floating point
-        lo = _invert(e, f, scale, alpha, -1)
-        hi = _invert(e, f, scale, alpha, +1)
+        lo = inversion_bound(lambda tau: _p_value(e, f, tau), float(e[0]), scale, alpha, -1)
+        hi = inversion_bound(lambda tau: _p_value(e, f, tau), float(e[0]), scale, alpha, +1)
     return RandomizationResult(
         estimate=float(e[0]),
         p_value=p,

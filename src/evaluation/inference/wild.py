@@ -34,6 +34,7 @@ import numpy as np
 
 from evaluation import distributed
 from evaluation.inference.cluster import cluster_sums, cr1_factor
+from evaluation.inference.inversion import inversion_bound
 
 #: Default number of bootstrap replications.
 DEFAULT_REPS = 9_999
@@ -193,32 +194,6 @@ class _BootDistribution:
         return float(np.mean(tb >= t * (1 - _TIE)))
 
 
-def _invert(pfun, estimate: float, scale: float, alpha: float, side: int) -> float | None:
-    """Bound of ``{b : p(b) > alpha}`` on one side of ``estimate`` by bisection.
-
-    Steps out from the estimate in doubling multiples of ``scale`` until the test rejects,
-    then bisects between the last accepted and first rejected value. Returns None when it
-    never rejects within ``1e6 * scale`` (an unbounded interval).
-    """
-    inside = 0.0
-    step = 1.0
-    while pfun(estimate + side * step * scale) > alpha:
-        inside = step
-        step *= 2.0
-        if step > 1e6:
-            return None
-    lo, hi = inside, step
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if pfun(estimate + side * mid * scale) > alpha:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-7:
-            break
-    return estimate + side * 0.5 * (lo + hi) * scale
-
-
 def _distribution(X, y, codes, n_clusters, coef, reps, weights, seed, n_params):
     """Run the bootstrap: the t-statistic distribution and how its weights were drawn."""
     if weights not in ("auto", "webb", "rademacher"):
@@ -312,8 +287,8 @@ def wild_cluster_bootstrap(
     lo = hi = None
     if interval:
         alpha = round(1.0 - level, 12)  # 1 - 0.9 is 0.0999...98 in floating point
-        lo = _invert(dist.p_value, wcr.beta_j, wcr.se, alpha, -1)
-        hi = _invert(dist.p_value, wcr.beta_j, wcr.se, alpha, +1)
+        lo = inversion_bound(dist.p_value, wcr.beta_j, wcr.se, alpha, -1)
+        hi = inversion_bound(dist.p_value, wcr.beta_j, wcr.se, alpha, +1)
     return WildBootstrapResult(
         estimate=wcr.beta_j,
         null=float(null),

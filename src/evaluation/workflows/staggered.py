@@ -25,6 +25,7 @@ import pandas as pd
 from evaluation import config, distributed
 from evaluation.designs.staggered import CallawaySantAnna, StaggeredResults, simple_att
 from evaluation.errors import InputError
+from evaluation.inference.inversion import inversion_bound
 from evaluation.params import StaggeredParams
 from evaluation.results import Estimate, EvaluationResults, Outcome, Periods, Series
 from evaluation.workflows import common
@@ -139,8 +140,8 @@ def randomization_interval(
     spread = float(np.std(a_arr)) or 1.0
     return {
         "p_value": p_value(0.0),
-        "ci_low": _invert(p_value, actual, -spread, alpha),
-        "ci_high": _invert(p_value, actual, spread, alpha),
+        "ci_low": inversion_bound(p_value, actual, spread, alpha, -1),
+        "ci_high": inversion_bound(p_value, actual, spread, alpha, +1),
         "draws": len(a_arr),
     }
 
@@ -168,24 +169,6 @@ def _placebo_fits(
         b = simple_att(job.YD, gpos, job.control_group)
         out.append(None if a is None or b is None else (a, b))
     return out
-
-
-def _invert(p_value: Any, start: float, step: float, alpha: float) -> float | None:
-    """The bound where p(d) falls to alpha, searching outward from the estimate."""
-    inside, outside = start, start + step
-    for _ in range(60):  # widen until rejected
-        if p_value(outside) <= alpha:
-            break
-        inside, outside = outside, outside + 2 * (outside - start)
-    else:
-        return None
-    for _ in range(60):  # bisect
-        mid = (inside + outside) / 2
-        if p_value(mid) > alpha:
-            inside = mid
-        else:
-            outside = mid
-    return float((inside + outside) / 2)
 
 
 def _series(data: StaggeredData, res: StaggeredResults, unit: str, label: str) -> Series:
