@@ -1496,17 +1496,26 @@ class EventStudyResults:
             )
         if self.pretrend_p is not None:
             out.append(
-                Estimate(
-                    name="pretrend_wald_p",
-                    estimate=self.pretrend_p,
-                    p_value=self.pretrend_p,
-                    scale="p_value",
-                    method="joint Wald test that all leads are zero (CR1 covariance, F(q, G-1))",
-                    label="Pre-trend test: a small p-value means the groups were already diverging",
-                    level=self.level,
+                pretrend_estimate(
+                    self.pretrend_p,
+                    "joint Wald test that all leads are zero (CR1 covariance, F(q, G-1))",
+                    self.level,
                 )
             )
         return out
+
+
+def pretrend_estimate(p_value: float, method: str, level: float) -> Estimate:
+    """A pre-trend test's p-value as an estimate (``pretrend_wald_p``), as dashboards read it."""
+    return Estimate(
+        name="pretrend_wald_p",
+        estimate=p_value,
+        p_value=p_value,
+        scale="p_value",
+        method=method,
+        label="Pre-trend test: a small p-value means the groups were already diverging",
+        level=level,
+    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,12 @@ import pandas as pd
 from scipy import stats
 
 from evaluation.config import DEFAULT_LEVEL
-from evaluation.designs.did import check_linear_scale, first_treat_positions, index_panel
+from evaluation.designs.did import (
+    check_linear_scale,
+    first_treat_positions,
+    index_panel,
+    pretrend_estimate,
+)
 from evaluation.errors import InputError
 from evaluation.inference.cluster import MIN_TREATED_CLUSTERS_FOR_CR1, cluster_codes
 from evaluation.results import Estimate
@@ -172,14 +177,10 @@ class StaggeredResults:
             )
         if self.pretrend_p is not None:
             out.append(
-                Estimate(
-                    name="pretrend_wald_p",
-                    estimate=self.pretrend_p,
-                    p_value=self.pretrend_p,
-                    scale="p_value",
-                    method="Wald pre-test that all pre-period ATT(g,t) are zero (chi-squared)",
-                    label="Pre-trend test: a small p-value means the groups were already diverging",
-                    level=self.level,
+                pretrend_estimate(
+                    self.pretrend_p,
+                    "Wald pre-test that all pre-period ATT(g,t) are zero (chi-squared)",
+                    self.level,
                 )
             )
         return out

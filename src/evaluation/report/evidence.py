@@ -90,7 +90,6 @@ _EFFECT_SCALES: tuple[str, ...] = (
     *_RR_SCALES,
     *("count", "count_per_period", "count_per_area_period", "rate", "level", "proportion"),
 )
-_PRETREND_NAMES = ("pretrend_wald_p", "pretrend_p")
 _RMSPE_NAMES = ("pre_rmspe_total", "pre_rmspe", "rmspe_pre", "pre_fit_rmspe")
 
 
@@ -145,12 +144,12 @@ def comparison_check(results: EvaluationResults) -> dict[str, Any]:
 
 def _pretrend_from_results(results: EvaluationResults) -> tuple[float, str] | None:
     for est in results.estimates:
-        if est.name in _PRETREND_NAMES:
+        if est.name in text.PRETREND_NAMES:
             p = est.estimate if est.scale == "p_value" else est.p_value
             if p is not None:
                 return p, "joint test of the pre-start event-study estimates"
     for source in (results.diagnostics, _primary(results)):
-        for name in _PRETREND_NAMES:
+        for name in text.PRETREND_NAMES:
             p = _number(source.get(name))
             if p is not None:
                 return p, "joint test of the pre-start event-study estimates"
