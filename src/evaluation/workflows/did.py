@@ -261,7 +261,8 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     p = data.panel
     units, unit_labels = pd.factorize(p["unit"], sort=True)
     months, month_labels = pd.factorize(p["period"].to_numpy(), sort=True)
-    to_quarter, quarter_labels = pd.factorize(_quarter_start(np.asarray(month_labels)), sort=True)
+    # quarters of the distinct months and units only (a national panel has 4M rows)
+    to_quarter, quarter_labels = pd.factorize(_quarter_start(month_labels), sort=True)
     quarters = to_quarter[months]
     n_u, n_q = len(unit_labels), len(quarter_labels)
     key = units.astype(np.int64) * n_q + quarters  # unit x quarter cells, by unit then quarter
@@ -284,12 +285,9 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     return q, logged
 
 
-def _quarter_start(values: np.ndarray) -> np.ndarray:
-    """The first day of each date's quarter (NaT stays NaT), in the dates' own unit."""
-    months = values.astype("datetime64[M]")
-    numbers = months.astype(np.int64)
-    start = (numbers - numbers % 3).astype("datetime64[M]").astype(values.dtype)
-    return np.where(np.isnat(values), values, start)
+def _quarter_start(values: Any) -> np.ndarray:
+    """The first day of each date's quarter (NaT stays NaT)."""
+    return pd.Series(values).dt.to_period("Q").dt.start_time.to_numpy()
 
 
 def _event_study(ctx: RunContext, data: DidData) -> tuple[Any, bool]:
