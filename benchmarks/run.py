@@ -192,34 +192,36 @@ print(float(fit.coef().iloc[0]))
 
 
 def _national_csv(tmp: Path, n_units: int, n_periods: int) -> tuple[Path, Path, str]:
-    """A tidy CSV of monthly counts (area, month, crimes), 1,000 treated areas from month
-    61 with a planted 15% fall, and the params file of a TWFE DiD on it."""
-    rng = np.random.default_rng(5)
-    unit = np.repeat(np.arange(n_units), n_periods)
-    per = np.tile(np.arange(n_periods), n_units)
-    rate = rng.gamma(2.0, 3.0, size=n_units)[unit] * (1 + 0.1 * np.sin(2 * np.pi * per / 12))
-    treated = np.zeros(n_units, bool)
-    treated[rng.choice(n_units, min(1000, n_units // 5), replace=False)] = True
-    start = n_periods // 2
-    y = rng.poisson(rate * np.where(treated[unit] & (per >= start), 0.85, 1.0))
-    months = pd.period_range("2014-01", periods=n_periods, freq="M").strftime("%Y-%m")
+    """The counts panel of the PPML benchmark as a tidy CSV of monthly counts (area, month,
+    crimes), and the params file of a TWFE DiD on it (the first fifth of areas treated from
+    the middle month)."""
+    df = _did_panel(n_units, n_periods, seed=5, counts=True)
+    months = np.asarray(pd.period_range("2014-01", periods=n_periods, freq="M").strftime("%Y-%m"))
     names = np.char.add("U", np.arange(n_units).astype(str))
     csv = tmp / "panel.csv"
-    frame = pd.DataFrame({"area": names[unit], "month": np.asarray(months)[per], "crimes": y})
+    frame = pd.DataFrame(
+        {
+            "area": names[df["unit"]],
+            "month": months[df["period"]],
+            "crimes": df["outcome"].astype(int),
+        }
+    )
     frame.to_csv(csv, index=False)
-    (tmp / "treated.txt").write_text("\n".join(names[treated]))
+    treated = names[np.unique(df.loc[df["treat"] > 0, "unit"])]
+    start = months[n_periods // 2]
+    (tmp / "treated.txt").write_text("\n".join(treated))
     params = tmp / "national_did.yaml"
     params.write_text(
         "title: TWFE difference-in-differences at national size (benchmark)\n"
         "design: did\n"
         "data: {csv: panel.csv, unit: area, time: month, outcome: crimes}\n"
         "outcome: {label: Recorded crimes}\n"
-        f"intervention:\n  start: {months[start]}\n"
-        f"  treated: [{', '.join(names[treated])}]\n"
+        f"intervention:\n  start: {start}\n"
+        f"  treated: [{', '.join(treated)}]\n"
         "comparison: {method: all}\n"
         "model: {family: gaussian}\n"
     )
-    return csv, params, str(months[start])
+    return csv, params, str(start)
 
 
 def bench_did_run(quick: bool, repeats: int, tmp: Path) -> Figure:
