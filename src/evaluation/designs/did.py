@@ -698,28 +698,27 @@ def _select_inference(
 
 def _headline(
     fit: _Fit,
+    spec: DiD2x2 | TwoWayFE | PoissonFE,
     *,
-    coef_index: int,
     method: str,
     cr1: Interval,
     codes: np.ndarray,
     n_clusters: int,
-    level: float,
-    reps: int,
-    seed: int,
-    ri: RandomizationResult | None,
+    ri: RandomizationResult | None = None,
 ) -> tuple[Interval, WildBootstrapResult | None]:
-    """The interval reported as the headline, and the bootstrap result if one was run."""
+    """The interval reported as the headline for the treatment effect (the first
+    coefficient), and the bootstrap result if one was run; ``spec`` gives the level, the
+    replications and the seed."""
     if method == "wild":
         wb = wild_cluster_bootstrap(
             fit.Xs,
             fit.ys,
             codes,
             n_clusters,
-            coef_index,
-            reps=reps,
-            seed=seed,
-            level=level,
+            0,
+            reps=spec.reps,
+            seed=spec.seed,
+            level=spec.level,
             n_params=fit.n_params,
         )
         return Interval(cr1.se, wb.ci_low, wb.ci_high, wb.p_value, wb.method), wb
@@ -823,18 +822,7 @@ class DiD2x2:
                     key="inference",
                 )
             ri = _ri_2x2(y, g, post, w, codes, G, self)
-        head, wb = _headline(
-            fit,
-            coef_index=0,
-            method=method,
-            cr1=base,
-            codes=codes,
-            n_clusters=G,
-            level=self.level,
-            reps=self.reps,
-            seed=self.seed,
-            ri=ri,
-        )
+        head, wb = _headline(fit, self, method=method, cr1=base, codes=codes, n_clusters=G, ri=ri)
         notes = tuple(f"dropped collinear term '{d}'" for d in dropped)
         units = int(pd.Series(default).nunique()) if default is not None else None
         return DiDResults(
@@ -1070,16 +1058,7 @@ class TwoWayFE:
         if method == "randomization":
             ri = _ri_twfe(pdat, within, self)
         head, wb = _headline(
-            fit,
-            coef_index=0,
-            method=method,
-            cr1=base,
-            codes=pdat.codes,
-            n_clusters=G,
-            level=self.level,
-            reps=self.reps,
-            seed=self.seed,
-            ri=ri,
+            fit, self, method=method, cr1=base, codes=pdat.codes, n_clusters=G, ri=ri
         )
         notes = pdat.notes + tuple(f"dropped collinear term '{d}'" for d in dropped)
         return DiDResults(
@@ -1257,18 +1236,7 @@ class PoissonFE:
         base = _t_interval(
             fit.beta[0], math.sqrt(vcov[0, 0]), None, self.level, "CR1 cluster-robust"
         )
-        head, wb = _headline(
-            fit,
-            coef_index=0,
-            method=method,
-            cr1=base,
-            codes=pdat.codes,
-            n_clusters=G,
-            level=self.level,
-            reps=self.reps,
-            seed=self.seed,
-            ri=None,
-        )
+        head, wb = _headline(fit, self, method=method, cr1=base, codes=pdat.codes, n_clusters=G)
         b = float(fit.beta[0])
         notes = notes + tuple(f"dropped collinear term '{d}'" for d in dropped)
 
