@@ -22,9 +22,9 @@ Details that matter:
   ipykernel's parent poller then ends the kernel, so a killed run leaves no kernel behind.
 * Kernels get no process group of their own (``pgid`` stays unset): signals go to the
   kernel process only, never to the fork server's group, which is ours.
-* Kernel traffic on 127.0.0.1 is encrypted with CurveZMQ keys the kernel manager makes
-  (jupyter_client's ``transport_encryption``), which ipykernel reads from the connection
-  file.
+* Kernels talk over Unix sockets in a temporary folder of their own (no TCP port to race
+  for), encrypted with CurveZMQ keys the kernel manager makes (jupyter_client's
+  ``transport_encryption``), which ipykernel reads from the connection file.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
@@ -249,7 +251,19 @@ def kernel_manager_class(env: Mapping[str, str] | None = None) -> type:
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**(kw.get("env") or os.environ), **extra}
             kw.setdefault("transport_encryption", "auto")
+            # Unix sockets in a folder of its own, not TCP ports: ports are picked by
+            # binding and releasing, and kernels started at the same moment by several
+            # processes could pick the same one ("Address already in use")
+            self._socket_dir = tempfile.mkdtemp(prefix="evaluation-kernel-")
+            self.transport = "ipc"
+            self.ip = os.path.join(self._socket_dir, "kernel")
             await super().start_kernel(**kw)
+
+        async def shutdown_kernel(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+            try:
+                await super().shutdown_kernel(*args, **kw)
+            finally:
+                shutil.rmtree(getattr(self, "_socket_dir", ""), ignore_errors=True)
 
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             if self.provisioner is None:
