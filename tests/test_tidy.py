@@ -109,6 +109,9 @@ def test_crlf_and_bom(tmp_path):
         ("u,t,y\na,2020-01,2\na,soon,3\n", {}, "cannot read time 'soon'", "t", 3),
         ("u,t,y\na,1,2\na,,3\n", {}, "empty value", "t", 3),
         ("u,t,y\n,1,2\n", {}, "empty value", "u", 2),
+        # a bad value seen on several lines: the first of them
+        ("u,t,y\na,2020-01,2\nb,2020-01,3\nb,soon,4\nc,soon,5\n", {}, "'soon'", "t", 4),
+        ("u,t,y\na,1,2\n ,2,3\n,3,4\n", {}, "empty value", "u", 3),
         ("u,t,y,p\na,1,2,0\n", {"offset": "p"}, "offset must be positive", "p", 2),
         ("u,t,y\na,1,2,9,9\n", {}, "cannot read as CSV", None, 2),
         ("u,t,y\n", {}, "no data rows", None, None),
@@ -184,44 +187,170 @@ MESSY_BUT_VALID = (
 )
 
 
+def panel(rows: list[tuple[str, str]]) -> str:
+    """A tidy file with the standard columns, one line per (unit, month) given."""
+    body = "".join(f"{u},{m},{i % 7},{len(u)},n{i % 3}\n" for i, (u, m) in enumerate(rows))
+    return "Area,Month,Crimes,Pop,Note\n" + body
+
+
+MONTHS = [f"2020-{m:02d}" for m in range(1, 13)]
+#: Units in numeric order, as files often list them: U10 sorts before U2.
+UNITS = [f"U{u}" for u in range(12)]
+SCRAMBLED = np.random.default_rng(3).permutation(len(UNITS) * len(MONTHS))
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "fast_reader"),
     [
-        MESSY_BUT_VALID,
-        MESSY_BUT_VALID.replace("\n", "\r\n"),
-        MESSY_BUT_VALID + "\n\n",  # trailing blank lines: only the careful reader takes it
-        MESSY_BUT_VALID.replace(",3,", ", 3 ,"),  # spaces around a number: careful reader
-        "Area,Month,Crimes,Pop,Note\n"
-        + "".join(
-            f"U{u},2020-{m:02d},{u + m},{u + 1},n\n" for u in range(30) for m in range(1, 13)
+        (MESSY_BUT_VALID, True),
+        (MESSY_BUT_VALID.replace("\n", "\r\n"), True),
+        (MESSY_BUT_VALID + "\n\n", False),  # trailing blank lines: only the careful reader
+        (MESSY_BUT_VALID.replace(",3,", ", 3 ,"), True),  # spaces around a number
+        (MESSY_BUT_VALID.replace(",3,", ',"3",'), True),  # a quoted number
+        (
+            "Area,Month,Crimes,Pop,Note\n"
+            + "".join(
+                f"U{u},2020-{m:02d},{u + m},{u + 1},n\n" for u in range(30) for m in range(1, 13)
+            ),
+            True,
         ),
+        # each unit's rows together and in time order, the units not in sorted order:
+        # whole runs move (a balanced panel) ...
+        (panel([(u, m) for u in UNITS for m in MONTHS]), True),
+        # ... or runs of different lengths
+        (panel([(u, m) for u in UNITS for m in MONTHS[: 3 + len(u)]]), True),
+        # ... or runs of one length over different months
+        (panel([(u, m) for i, u in enumerate(UNITS) for m in MONTHS[i % 3 : i % 3 + 9]]), True),
+        # each unit's rows together, but in reverse time order
+        (panel([(u, m) for u in UNITS for m in MONTHS[::-1]]), True),
+        # the first unit starts late: codes in order of appearance are not the time order
+        (panel([(u, m) for u in UNITS for m in MONTHS if u != "U0" or m > "2020-03"]), True),
+        # rows in no order at all, and units' rows apart
+        (panel([[(u, m) for u in UNITS for m in MONTHS][i] for i in SCRAMBLED]), True),
+        (panel([(u, m) for m in MONTHS for u in UNITS]), True),
+        # the same unit written with and without spaces, in separate runs
+        (panel([(u if i % 2 else f" {u} ", m) for i, m in enumerate(MONTHS) for u in UNITS]), True),
+        # the number column first, and a column nobody asked for
+        ("Crimes,Skip,Area,Month,Pop,Note\n3,q,B,2020-02,9,x\n1,r,A,2020-01,8,y\n", True),
     ],
-    ids=["messy", "crlf", "blank-lines", "spaced-number", "sorted"],
+    ids=[
+        "messy",
+        "crlf",
+        "blank-lines",
+        "spaced-number",
+        "quoted-number",
+        "sorted",
+        "units-out-of-order",
+        "unbalanced-runs",
+        "shifted-runs",
+        "reversed-runs",
+        "late-first-period",
+        "scrambled",
+        "by-month",
+        "spaced-units",
+        "numbers-first",
+    ],
 )
 def test_fast_and_careful_readers_agree(
-    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, text: str, fast_reader: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pyarrow's reader (when it takes the file) and the csv-module reader give the same data."""
     path = write(tmp_path, text)
     kw = {"unit": "area", "time": "month", "outcome": "crimes", "offset": "pop", "extra": ["Note"]}
-    fast = tidy.load_tidy(path, **kw)
-    monkeypatch.setattr(tidy, "_read_fast", lambda path: None)
+    with monkeypatch.context() as patch:
+        if fast_reader:  # so that the comparison below compares the two readers
+            patch.setattr(tidy, "_read", lambda path, notes: pytest.fail("careful reader used"))
+        fast = tidy.load_tidy(path, **kw)
+    monkeypatch.setattr(tidy, "_read_fast", lambda path, **kw: None)
     careful = tidy.load_tidy(path, **kw)
-    pd.testing.assert_frame_equal(fast.data, careful.data)
+    pd.testing.assert_frame_equal(fast.data, careful.data, check_exact=True)
     assert fast.warnings == careful.warnings
     assert fast.frequency == careful.frequency
+    for frame in (fast.data, careful.data):
+        assert frame.index.is_unique and frame.index.name == "line"
+        assert frame["unit"].map(type).eq(str).all() and frame["Note"].map(type).eq(str).all()
+        assert [str(t) for t in frame.dtypes] == [
+            "object",
+            "datetime64[us]",
+            *["float64"] * 2,
+            "object",
+        ]
+        for block in frame._mgr.blocks:  # the caller may write into the frame
+            assert np.asarray(block.values).flags.writeable
+
+
+def test_fast_reader_reads_many_blocks_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past 1 MB Arrow reads in blocks, each with its own dictionary of texts: the codes
+    must still follow the file, and the data match the careful reader's."""
+    rng = np.random.default_rng(11)
+    units = [f"Area {u}" for u in rng.permutation(7000)]
+    rows = [(u, m) for u in units for m in MONTHS[: 6 + len(u) % 7]]
+    half = len(rows) // 2  # then the other half scrambled
+    mixed = rows[:half] + [rows[half:][i] for i in rng.permutation(len(rows) - half)]
+    path = write(tmp_path, panel(rows))
+    assert path.stat().st_size > 1 << 20
+    cells = tidy._read_fast(path, texts=["area", "month"], numbers=["crimes"])
+    assert cells is not None
+    codes, uniques = tidy._arrow_codes(cells.columns["Area"])
+    expected_codes, expected = pd.factorize(pd.Series([u for u, _ in rows]))
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert list(uniques) == list(expected)
+    kw = {"unit": "area", "time": "month", "outcome": "crimes", "offset": "pop"}
+    for name, body in {"runs.csv": panel(rows), "mixed.csv": panel(mixed)}.items():
+        path = write(tmp_path, body, name)
+        fast = tidy.load_tidy(path, **kw)
+        with monkeypatch.context() as patch:
+            patch.setattr(tidy, "_read_fast", lambda path, **kw: None)
+            careful = tidy.load_tidy(path, **kw)
+        pd.testing.assert_frame_equal(fast.data, careful.data, check_exact=True)
+        assert fast.warnings == careful.warnings
 
 
 def test_fast_reader_takes_plain_files_and_declines_odd_ones(tmp_path: Path) -> None:
     plain = write(tmp_path, "a,t,y\nx,2020-01,1\nx,2020-02,2\n", "plain.csv")
-    frame = tidy._read_fast(plain)
-    assert frame is not None and frame.index.tolist() == [2, 3]
+    cells = tidy._read_fast(plain)
+    assert cells is not None and cells.num_rows == 2 and cells.names == ["a", "t", "y"]
     for name, text in {
         "blank.csv": "a,t,y\nx,2020-01,1\n\nx,2020-02,2\n",
         "ragged.csv": "a,t,y\nx,2020-01,1,9\n",
         "multiline.csv": 'a,t,y\n"x\ny",2020-01,1\n',
         "repeated.csv": "a,a,y\nx,2020-01,1\n",
         "allblank.csv": "a,t,y\n,,\nx,2020-01,1\n",
+        "crlf-blank.csv": "a,t,y\r\nx,2020-01,1\r\n\r\nx,2020-02,2\r\n",
+        "cr-only.csv": "a,t,y\rx,2020-01,1\rx,2020-02,2\r",
+        "header-only.csv": "a,t,y\n",
     }.items():
         assert tidy._read_fast(write(tmp_path, text, name)) is None, name
     assert tidy._read_fast(write(tmp_path, "a,t,y\nxé,2020-01,1\n", "cp.csv", "cp1252")) is None
+    # an unreadable number or a blank row under a number column: the careful reader decides
+    for name, text in {
+        "text.csv": "y,a,t\nx,x,2020-01\n",
+        "blank-number.csv": "y,a,t\n,,\n1,x,2020-01\n",
+    }.items():
+        assert tidy._read_fast(write(tmp_path, text, name), texts=["a"], numbers=["y"]) is None, (
+            name
+        )
+
+
+def test_a_number_column_also_carried_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, MESSY_BUT_VALID)
+    kw = {"unit": "area", "time": "month", "outcome": "crimes", "extra": ["Crimes", "POP"]}
+    fast = tidy.load_tidy(path, **kw)
+    assert fast.data["Crimes"].tolist() == ["1", "4", "2", "3", "0"]  # the text, as read
+    monkeypatch.setattr(tidy, "_read_fast", lambda path, **kw: None)
+    pd.testing.assert_frame_equal(fast.data, tidy.load_tidy(path, **kw).data, check_exact=True)
+
+
+def test_scan_counts_line_feeds_across_chunks() -> None:
+    rng = np.random.default_rng(5)
+    data = rng.choice(np.frombuffer(b"ab,\n", np.uint8), size=(3 << 20) + 17)
+    data[: (1 << 20) + 3] = ord("a")  # the first line feed lies past the first chunk
+    blob = data.tobytes()
+    assert tidy._scan(data) == (blob.count(b"\n"), blob.find(b"\n"), True)
+    data[-1] = 0xE9
+    assert tidy._scan(data)[2] is False
+    assert tidy._scan(np.frombuffer(b"no line feed", np.uint8)) == (0, -1, True)
