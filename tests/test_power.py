@@ -134,6 +134,99 @@ def test_ppml_matches_the_headline_poisson_did():
         assert p[s] == pytest.approx(ref.p_value, abs=1e-12)
 
 
+def _term_by_term_wild_p(fit: pw.PpmlFit, weights: np.ndarray) -> np.ndarray:
+    """The simulated wild bootstrap p-values by their definition: (S, G, R) residuals."""
+    wD = fit.w * fit.Dt
+    a, C, s = (np.sum(wD * x, axis=2) for x in (fit.zt, fit.Dt, fit.resid))
+    t_actual = np.abs(a.sum(axis=1) / np.sqrt(np.sum(s * s, axis=1)))
+    num = a @ weights
+    bstar = num / C.sum(axis=1, keepdims=True)
+    e = weights[None] * a[:, :, None] - C[:, :, None] * bstar[:, None, :]
+    t_boot = np.abs(num / np.sqrt(np.sum(e * e, axis=1)))
+    return np.mean(t_boot >= (t_actual * (1 - pw._TIE))[:, None], axis=1)
+
+
+def _fallen_panel(seed: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    Y, D = _panel(rng, S=S)
+    Y[:, :2, 40:] = rng.binomial(Y[:, :2, 40:].astype(int), 0.7)  # a 30% fall
+    return Y, D
+
+
+def test_closed_form_ppml_is_what_irls_converges_to():
+    """With one start the Poisson DiD is fitted in closed form, without iterating: the
+    same coefficient as IRLS to 1e-12, the same linearisation to its convergence (IRLS
+    stops at 1e-10 on the deviance), CR1 to 1e-9 and identical bootstrap p-values."""
+    Y, D = _fallen_panel(5, 40)
+    fit = pw.ppml_did(Y, D)
+    ref = pw._ppml_irls(Y, D, tol=1e-10, max_iter=100)
+    assert fit.iterations == 0 and ref.iterations > 1
+    assert fit.beta == pytest.approx(ref.beta, abs=1e-12)
+    assert np.max(np.abs(fit.w / ref.w - 1)) < 1e-8
+    assert np.max(np.abs(fit.Dt - ref.Dt)) < 1e-8
+    assert np.max(np.abs(fit.zt - ref.zt)) < 1e-8
+    assert pw.cr1_se(fit) == pytest.approx(pw.cr1_se(ref), rel=1e-9)
+    weights, _ = pw._sign_vectors(10, 9999, np.random.default_rng(1))
+    assert np.array_equal(pw.wild_p_values(fit, weights), pw.wild_p_values(ref, weights))
+
+
+def test_ppml_without_a_closed_form_iterates_panel_by_panel():
+    """Panels with a unit or a period without counts (no finite closed form) go through
+    IRLS, the others not; each panel's coefficient is the one it has when fitted alone.
+    A treatment that is not one block (two starts) is fitted by IRLS, as PoissonFE."""
+    Y, D = _panel(np.random.default_rng(6), S=6)
+    Y[2, 4] = 0
+    Y[4, :, 10] = 0
+    fit = pw.ppml_did(Y, D)
+    assert fit.iterations > 0
+    for s in range(Y.shape[0]):
+        alone = pw.ppml_did(Y[s : s + 1], D)
+        assert (alone.iterations == 0) == (s not in (2, 4))
+        assert fit.beta[s] == pytest.approx(alone.beta[0], abs=1e-10)
+    staggered = D.copy()
+    staggered[1, :50] = 0
+    fit = pw.ppml_did(Y[:2], staggered)
+    assert fit.iterations > 0
+    N, T = D.shape
+    for s in range(2):
+        frame = pd.DataFrame(
+            {
+                "unit": np.repeat(np.arange(N), T),
+                "period": np.tile(np.arange(T), N),
+                "outcome": Y[s].ravel(),
+                "treat": staggered.ravel(),
+            }
+        )
+        ref = PoissonFE(inference="cr1").fit(frame)
+        assert fit.beta[s] == pytest.approx(ref.coef, abs=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 12), (4, 12, 7)])
+def test_within_one_variable_equals_the_stacked_transform(shape):
+    rng = np.random.default_rng(7)
+    w = rng.uniform(1, 5, shape)
+    x = rng.normal(size=shape[1:])  # shared by every panel, as the treatment
+    want = pw.within_two_way(w, np.broadcast_to(x, shape)[..., None])[..., 0]
+    np.testing.assert_allclose(pw._within_one(w, x), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("reps", [9999, 999])  # all 1,024 sign vectors; 999 Webb draws
+def test_expanded_wild_bootstrap_equals_its_definition(reps, monkeypatch):
+    """The bootstrap sum of squares expanded into matrix products gives the p-values of
+    the term-by-term residuals exactly, in blocks of any size, and so does its
+    term-by-term fallback used where the expansion cancels."""
+    Y, D = _fallen_panel(8, 50)
+    fit = pw.ppml_did(Y, D)
+    weights, kind = pw._sign_vectors(10, reps, np.random.default_rng(2))
+    assert kind == ("all" if reps > 1024 else "webb")
+    want = _term_by_term_wild_p(fit, weights)
+    assert np.array_equal(pw.wild_p_values(fit, weights), want)
+    monkeypatch.setattr(pw, "_BOOT_CELLS", 7 * weights.shape[1])  # 8 blocks, the last of 1
+    assert np.array_equal(pw.wild_p_values(fit, weights), want)
+    monkeypatch.setattr(pw, "_CANCEL", np.inf)  # every sum of squares term by term
+    assert np.array_equal(pw.wild_p_values(fit, weights), want)
+
+
 @pytest.mark.parametrize(
     ("family", "se", "alpha"),
     [

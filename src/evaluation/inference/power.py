@@ -42,14 +42,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from evaluation import distributed
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.inference.timeseries import newey_west_lags
 
 NoiseKind = Literal["poisson", "quasipoisson", "negbin"]
@@ -66,10 +68,15 @@ DISTRIBUTE_MIN_CELLS = 5_000_000
 MAX_SIM_BOOT_REPS = 999
 #: Largest full enumeration of Rademacher sign vectors used inside the simulation (2^12).
 MAX_SIM_ENUMERATION = 4096
-#: Cells (simulations x clusters x replications) per block of the simulated bootstrap.
-_BOOT_CELLS = 4_000_000
+#: Cells (simulations x replications) per block of the simulated bootstrap: its buffers
+#: (about 0.5 MB each) stay in cache and are reused from block to block.
+_BOOT_CELLS = 65_536
 #: Ties between bootstrap and actual |t| (as the headline bootstrap counts them).
 _TIE = 1e-9
+#: Below this share of its terms' size an expanded bootstrap sum of squares is recomputed
+#: term by term: its rounding error (about 1e-15 of the terms) then stays near 1e-11 of
+#: it, far inside the tie tolerance.
+_CANCEL = 1e-4
 #: Largest lag-1 autocorrelation of the latent noise that is simulated.
 MAX_RHO = 0.9
 #: Below this mean share of the variance beyond Poisson, ``rho`` is not identified: 0.
@@ -229,7 +236,7 @@ def _latent_rho(y: np.ndarray, mu: np.ndarray, noise: NoiseModel) -> float:
     num = float(np.sum(products))
     spread = float(np.sqrt(np.sum(products**2)))
     den = float(np.sum(k[:, 1:] * k[:, :-1]))
-    if den <= 0 or spread <= 0 or num / spread < stats.norm.ppf(0.95):
+    if den <= 0 or spread <= 0 or num / spread < dist.norm_ppf(0.95):
         return 0.0
     return float(np.clip(num / den, 0.0, MAX_RHO))
 
@@ -367,7 +374,7 @@ def glm_se(
 def _normal_p(coef: np.ndarray, se: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(coef / se)
-    return np.where(np.isfinite(z), 2.0 * stats.norm.sf(z), 1.0)
+    return np.where(np.isfinite(z), 2.0 * dist.norm_sf(z), 1.0)
 
 
 @dataclass(frozen=True)
@@ -451,30 +458,107 @@ class PpmlFit:
     w: np.ndarray  # (S, N, T) IRLS weights (fitted means)
     Dt: np.ndarray  # (S, N, T) within-transformed treatment
     zt: np.ndarray  # (S, N, T) within-transformed working outcome
-    iterations: int
+    iterations: int  # IRLS iterations run (0: every panel in closed form)
 
     @property
     def resid(self) -> np.ndarray:
         """Working residuals ``zt - Dt beta``."""
         return self.zt - self.Dt * self.beta[:, None, None]
 
+    @cached_property
+    def cluster_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per unit (S, N): the restricted score ``a = sum_t w Dt zt``, the information
+        ``C = sum_t w Dt^2`` and the score ``s = sum_t w Dt resid = a - C beta``.
 
-def ppml_did(Y: np.ndarray, D: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100) -> PpmlFit:
-    """Poisson DiD ``E[y_it] = exp(a_i + g_t + b D_it)`` for many panels at once.
+        Cached: the CR1 standard error and the wild bootstrap both need them.
+        """
+        wD = self.w * self.Dt
+        a = np.einsum("snt,snt->sn", wD, self.zt)
+        C = np.einsum("snt,snt->sn", wD, self.Dt)
+        return a, C, a - C * self.beta[:, None]
 
-    IRLS with the exact weighted within transformation in every iteration and fixest's
-    convergence criterion on the deviance, as :class:`evaluation.designs.did.PoissonFE`.
 
-    Parameters
-    ----------
-    Y
-        (S, N, T) counts, units by periods.
-    D
-        (N, T) treatment indicator shared by every panel.
+def _within_one(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`within_two_way` of one variable: ``x`` (S, N, T) or (N, T) shared by every
+    panel, without stacking it with others."""
+    if w.shape[1] > w.shape[2]:
+        return _within_one(w.swapaxes(1, 2), x.swapaxes(-1, -2)).swapaxes(1, 2)
+    S, N, _ = w.shape
+    wt = w.sum(axis=1)  # (S, T)
+    xbar = np.sum(w * x, axis=1) / wt
+    b = np.sum(w * (x - xbar[:, None, :]), axis=2)  # (S, N)
+    M = -np.matmul(w / wt[:, None, :], w.swapaxes(1, 2))  # batched BLAS, not einsum loops
+    M[:, np.arange(N), np.arange(N)] += w.sum(axis=2)
+    a = np.zeros_like(b)
+    if N > 1:
+        a[:, 1:] = np.linalg.solve(M[:, 1:, 1:], b[:, 1:, None])[..., 0]
+    g = xbar - np.matmul(a[:, None, :], w)[:, 0, :] / wt
+    out = x - a[:, :, None]
+    out -= g[:, None, :]
+    return out
+
+
+def _block_mle(Y: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The Poisson DiD's maximum likelihood in closed form when ``D`` is one block (some
+    units in some periods, as a DiD with one start).
+
+    Units nested in two groups (treated or not) and periods in two phases (after the start
+    or not) make ``exp(a_i + g_t + b D_it)`` the decomposable log-linear model [unit,
+    group x phase, period]: its fitted means ``mu_it = y_i. y_.t y_GP / (y_G. y_.P)``
+    match every unit, period and block total (the likelihood equations, whose solution is
+    unique), and ``b`` is the log cross-product ratio of the four block totals.
+
+    Returns
+    -------
+    (mu, beta, ok) or None
+        Means (S, N, T), ``b`` (S,) and which panels they hold for: those whose every unit,
+        period and block total is positive (otherwise the MLE is not finite, or is not
+        defined by the closed form). None when ``D`` is not one block.
     """
-    Y = np.asarray(Y, dtype=float)
+    units, periods = D.any(axis=1), D.any(axis=0)
+    if not (
+        units.any()
+        and not units.all()
+        and periods.any()
+        and not periods.all()
+        and np.array_equal(D, np.outer(units, periods))
+    ):
+        return None
+    row = Y.sum(axis=2)  # (S, N)
+    col = Y.sum(axis=1)  # (S, T)
+    by_group = np.stack([Y[:, ~units].sum(axis=1), Y[:, units].sum(axis=1)], axis=1)
+    block = np.stack([by_group[..., ~periods].sum(axis=2), by_group[..., periods].sum(axis=2)], -1)
+    ok = (row > 0).all(axis=1) & (col > 0).all(axis=1) & (block > 0).all(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = block / (block.sum(axis=2)[:, :, None] * block.sum(axis=1)[:, None, :])
+        beta = np.log(block[:, 1, 1] * block[:, 0, 0] / (block[:, 1, 0] * block[:, 0, 1]))
+    by_unit = row[:, :, None] * ratio[:, units.astype(int), :]  # (S, N, phase)
+    mu = by_unit[:, :, periods.astype(int)]
+    mu *= col[:, None, :]
+    return mu, beta, ok
+
+
+def _linearised(Y: np.ndarray, D: np.ndarray, mu: np.ndarray, beta: np.ndarray) -> PpmlFit:
+    """The IRLS linearisation at the maximum likelihood (``mu``, ``beta``) without iterating.
+
+    With weights ``w = mu`` and working outcome ``z = eta + r``, ``r = (y - mu) / mu``:
+    ``eta`` is unit + period effects + ``beta D``, whose within transform is ``beta Dt``,
+    and ``r`` is already orthogonal to the effects (``sum w r = sum (y - mu) = 0`` over
+    every unit and period, the likelihood equations), so ``zt = beta Dt + r``. One IRLS
+    step from ``mu`` gives the same (up to rounding), and leaves ``mu`` where it is.
+    """
+    Dt = _within_one(mu, D)
+    r = Y - mu
+    r /= mu
+    zt = Dt * beta[:, None, None]
+    zt += r
+    return PpmlFit(beta, mu, Dt, zt, 0)
+
+
+def _ppml_irls(Y: np.ndarray, D: np.ndarray, *, tol: float, max_iter: int) -> PpmlFit:
+    """IRLS of :func:`ppml_did`, from statsmodels' start, until every panel converged."""
     S = Y.shape[0]
-    Dn = np.broadcast_to(np.asarray(D, dtype=float), Y.shape)
+    Dn = np.broadcast_to(D, Y.shape)
     ylogy = np.sum(np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1.0)), 0.0), axis=(1, 2))
     sum_y = Y.sum(axis=(1, 2))
 
@@ -501,15 +585,51 @@ def ppml_did(Y: np.ndarray, D: np.ndarray, *, tol: float = 1e-10, max_iter: int 
     raise _bad("model", f"a simulated Poisson DiD did not converge in {max_iter} iterations")
 
 
+def ppml_did(Y: np.ndarray, D: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100) -> PpmlFit:
+    """Poisson DiD ``E[y_it] = exp(a_i + g_t + b D_it)`` for many panels at once.
+
+    When ``D`` is one block (treated units after one start) the maximum likelihood is in
+    closed form (:func:`_block_mle`) and the fit is the IRLS linearisation there
+    (:func:`_linearised`): what IRLS converges to, without iterating. Other panels (a
+    unit, period or block with no counts) and other ``D`` go through IRLS with the exact
+    weighted within transformation in every iteration and fixest's convergence criterion
+    on the deviance, as :class:`evaluation.designs.did.PoissonFE`.
+
+    Parameters
+    ----------
+    Y
+        (S, N, T) counts, units by periods.
+    D
+        (N, T) treatment indicator shared by every panel.
+    """
+    Y = np.asarray(Y, dtype=float)
+    D = np.asarray(D, dtype=float)
+    closed = _block_mle(Y, D)
+    if closed is None:
+        return _ppml_irls(Y, D, tol=tol, max_iter=max_iter)
+    mu, beta, ok = closed
+    if ok.all():
+        return _linearised(Y, D, mu, beta)
+    rest = _ppml_irls(Y[~ok], D, tol=tol, max_iter=max_iter)
+    if not ok.any():
+        return rest
+    exact = _linearised(Y[ok], D, mu[ok], beta[ok])
+    parts = {}
+    for name in ("beta", "w", "Dt", "zt"):
+        both = np.empty((Y.shape[0], *getattr(rest, name).shape[1:]))
+        both[ok], both[~ok] = getattr(exact, name), getattr(rest, name)
+        parts[name] = both
+    return PpmlFit(**parts, iterations=rest.iterations)
+
+
 def cr1_se(fit: PpmlFit) -> np.ndarray:
     """CR1 standard errors clustered by unit, with ``K = T + 1`` as
     :class:`~evaluation.designs.did.PoissonFE` counts it (unit effects nested in clusters)."""
     _, N, T = fit.w.shape
-    scores = np.sum(fit.w * fit.Dt * fit.resid, axis=2)  # (S, N)
-    hessian = np.sum(fit.w * fit.Dt * fit.Dt, axis=(1, 2))
+    _, C, scores = fit.cluster_sums
     n = N * T
     factor = N / (N - 1) * (n - 1) / (n - (T + 1))
-    return np.sqrt(factor * np.sum(scores**2, axis=1)) / hessian
+    return np.sqrt(factor * np.sum(scores**2, axis=1)) / C.sum(axis=1)
 
 
 def _enumerate(G: int, reps: int) -> bool:
@@ -538,23 +658,50 @@ def wild_p_values(fit: PpmlFit, weights: np.ndarray) -> np.ndarray:
     ``a_g = sum w Dt zt``, ``C_g = sum w Dt^2`` and the unrestricted score ``s_g``:
     ``t* = sum_g v_g a_g / sqrt(sum_g (v_g a_g - C_g b*)^2)`` with
     ``b* = sum_g v_g a_g / sum_g C_g``; the CR1 factor cancels.
+
+    The sum of squares is expanded, ``sum_g v_g^2 a_g^2 - 2 b* sum_g v_g a_g C_g +
+    b*^2 sum_g C_g^2``, so that every term is a matrix product over clusters instead of a
+    (simulations, clusters, replications) array; blocks of simulations reuse the same
+    buffers. Where the expansion cancels (the sum below :data:`_CANCEL` of its terms, so
+    that its rounding could come near the tie tolerance) it is recomputed term by term.
     """
-    a = np.sum(fit.w * fit.Dt * fit.zt, axis=2)  # (S, G)
-    C = np.sum(fit.w * fit.Dt * fit.Dt, axis=2)
-    s = np.sum(fit.w * fit.Dt * fit.resid, axis=2)
+    a, C, s = fit.cluster_sums  # (S, G)
     t_actual = np.abs(a.sum(axis=1) / np.sqrt(np.sum(s * s, axis=1)))
+    threshold = t_actual * (1 - _TIE)
     S, G = a.shape
     R = weights.shape[1]
+    squares = weights * weights
+    a2, m2aC = a * a, -2.0 * a * C
+    sum_C, sum_C2 = C.sum(axis=1), np.sum(C * C, axis=1)
+    block = max(1, min(S, _BOOT_CELLS // R))
+    num, bstar, outer, ssr = (np.empty((block, R)) for _ in range(4))
+    hit = np.empty((block, R), dtype=bool)
     out = np.empty(S)
-    block = max(1, _BOOT_CELLS // (G * R))
     for lo in range(0, S, block):
         hi = min(S, lo + block)
-        num = a[lo:hi] @ weights  # (s, R)
-        bstar = num / C[lo:hi].sum(axis=1, keepdims=True)
-        e = weights[None] * a[lo:hi, :, None] - C[lo:hi, :, None] * bstar[:, None, :]
+        n = hi - lo
+        nu, bs, ou, ss, h = num[:n], bstar[:n], outer[:n], ssr[:n], hit[:n]
+        np.matmul(a[lo:hi], weights, out=nu)
+        np.divide(nu, sum_C[lo:hi, None], out=bs)
+        np.matmul(a2[lo:hi], squares, out=ou)  # sum v^2 a^2
+        np.multiply(bs, bs, out=ss)
+        ss *= sum_C2[lo:hi, None]
+        ou += ss  # + b*^2 sum C^2: the terms' size
+        np.matmul(m2aC[lo:hi], weights, out=ss)
+        ss *= bs
+        ss += ou  # the sum of squares
+        ou *= _CANCEL
+        np.less_equal(ss, ou, out=h)
+        if h.any():
+            i, r = np.nonzero(h)
+            e = weights[:, r].T * a[lo + i] - C[lo + i] * bs[i, r][:, None]
+            ss[i, r] = np.sum(e * e, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t_boot = np.abs(num / np.sqrt(np.sum(e * e, axis=1)))
-        out[lo:hi] = np.mean(t_boot >= (t_actual[lo:hi] * (1 - _TIE))[:, None], axis=1)
+            np.sqrt(ss, out=ss)
+            np.divide(nu, ss, out=ss)
+        np.abs(ss, out=ss)  # |t*|
+        np.greater_equal(ss, threshold[lo:hi, None], out=h)
+        out[lo:hi] = np.count_nonzero(h, axis=1) / R
     return out
 
 
@@ -873,7 +1020,7 @@ class Mde:
 
 def _probit(p: np.ndarray, n: int) -> np.ndarray:
     eps = 0.5 / max(n, 1)
-    return stats.norm.ppf(np.clip(p, eps, 1.0 - eps))
+    return dist.norm_ppf(np.clip(p, eps, 1.0 - eps))
 
 
 def _crossing(effects: np.ndarray, power: np.ndarray, target: float, n: int) -> float | None:
@@ -917,7 +1064,7 @@ def minimum_detectable_effect(
     keep = e <= 1.0
     order = np.argsort(-e[keep])  # from 1 down
     e, p = e[keep][order], p[keep][order]
-    z = stats.norm.ppf(0.5 + level / 2.0)
+    z = dist.norm_ppf(0.5 + level / 2.0)
     se = np.sqrt(p * (1 - p) / simulations)
     return Mde(
         estimate=_crossing(e, p, target, simulations),
@@ -944,7 +1091,7 @@ def two_period_normal_power(
     ``Phi(|log effect| / sd - z_{1 - alpha/2})``.
     """
     sd = math.sqrt(dispersion * (1.0 / (n_pre * mean) + 1.0 / (n_post * effect * mean)))
-    return float(stats.norm.cdf(abs(math.log(effect)) / sd - stats.norm.ppf(1 - alpha / 2)))
+    return float(dist.norm_cdf(abs(math.log(effect)) / sd - dist.norm_ppf(1 - alpha / 2)))
 
 
 def two_period_test(n_pre: int, family: GlmFamily = "poisson") -> GlmTest:
