@@ -451,3 +451,153 @@ def test_string_units_and_monthly_dates_give_the_same_answers():
     t2 = TwoWayFE(inference="cr1").fit(labelled)
     assert t2.estimate == pytest.approx(t1.estimate, abs=1e-10)
     assert t2.se == pytest.approx(t1.se, abs=1e-10)
+
+
+# -- fast paths give the same answers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("never", [True, False])
+@pytest.mark.parametrize("window", [{}, {"leads": 3, "lags": 2, "bin_endpoints": True}])
+def test_event_study_from_sparse_dummies_equals_the_dense_fit(never, window, monkeypatch):
+    df = _staggered_panel(seed=1, never=never)
+    calls = []
+    sparse = did._event_fit_sparse
+    monkeypatch.setattr(did, "_event_fit_sparse", lambda *a: calls.append(1) or sparse(*a))
+    fast = EventStudy(inference="cr1", **window).fit(df)
+    # unit weights take the general path: dense dummies, weighted within transformation
+    dense = EventStudy(inference="cr1", weights="w", **window).fit(df.assign(w=1.0))
+    assert len(calls) == 1
+    for col in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(
+            fast.table[col].astype(float), dense.table[col].astype(float), rtol=1e-10, atol=1e-13
+        )
+    assert fast.notes == dense.notes and fast.n_obs == dense.n_obs
+    if dense.pretrend_p is None:
+        assert fast.pretrend_p is None
+    else:
+        assert fast.pretrend_p == pytest.approx(dense.pretrend_p, rel=1e-10)
+
+
+def _names(codes, names=("W02", "E01", "E03", "S04")):
+    return np.array(names, dtype=object)[np.asarray(codes)]
+
+
+_MONTHS = pd.date_range("2020-01-01", periods=4, freq="MS").to_numpy()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(_names(np.repeat([0, 1, 1, 3, 2], 50)), dtype=object),  # runs
+        pd.Series(np.r_[_names(np.repeat([0, 1], 50)), [None] * 50], dtype=object),  # missing
+        pd.Series(_names(np.random.default_rng(0).integers(0, 4, 400)), dtype=object),  # mixed
+        pd.Series(pd.Categorical.from_codes(np.repeat([2, 0, 1], 5), ["b", "c", "a"])),
+        pd.Series(pd.Categorical.from_codes(np.repeat([2, 0], 5), ["b", "c", "a"])),  # unused
+        pd.Series(np.tile(_MONTHS, 30)),  # periods of a sorted balanced panel
+        pd.Series(np.tile(np.r_[_MONTHS[:3], [np.datetime64("NaT")]], 30)),
+        pd.Series(np.r_[np.tile(_MONTHS, 3), _MONTHS[:2]]),  # not whole blocks
+        pd.Series(np.tile([0.5, 1.5, 2.5], 20)),
+        pd.Series(np.tile([0.5, np.nan, 2.5], 20)),
+        pd.Series([3.0, 3.0, 3.0]),
+    ],
+)
+def test_factorize_sorted_is_pandas_factorize(values):
+    codes, labels = did.factorize_sorted(values)
+    want_codes, want_labels = pd.factorize(values, sort=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    pd.testing.assert_index_equal(labels, pd.Index(want_labels))
+
+
+def _sha256_frame_reference(frame: pd.DataFrame) -> str:
+    """The recorded data hash as first defined: every value of every column, one by one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in frame.columns:
+        values = frame[name]
+        digest.update(f"\x1e{name}\x1f".encode())
+        if pd.api.types.is_datetime64_any_dtype(values):
+            data = values.to_numpy().astype("datetime64[s]").astype("<i8").tobytes()
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            data = values.to_numpy(dtype="<f8", na_value=np.nan).tobytes()
+        else:
+            data = pd.util.hash_array(values.to_numpy(dtype=object)).tobytes()
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def test_data_hash_is_the_same_however_the_columns_are_stored():
+    from evaluation.provenance import sha256_frame
+
+    codes = np.repeat([2, 0, 1, 3], 3)
+    negative_nan = -np.abs(np.full(12, np.nan))  # a NaN with another bit pattern
+    frame = pd.DataFrame(
+        {
+            "unit": pd.Series(_names(codes), dtype=object),
+            "period": np.tile(_MONTHS[:3], 4),
+            "first": np.r_[np.tile(_MONTHS[:3], 3), [np.datetime64("NaT")] * 3],
+            "outcome": np.arange(12.0),
+            "gaps": np.where(np.arange(12) % 5 == 0, negative_nan, 1.0),
+            "count": np.arange(12),
+            "flag": np.arange(12) % 2 == 0,
+        }
+    )
+    want = _sha256_frame_reference(frame)
+    assert sha256_frame(frame) == want
+    as_categories = frame.assign(
+        unit=pd.Categorical.from_codes(codes, categories=_names([0, 1, 2, 3]))
+    )
+    assert sha256_frame(as_categories) == want
+    # missing values, unused categories, categories that are not text
+    gaps = np.r_[codes[:-1], -1]
+    labelled = pd.Categorical.from_codes(gaps, categories=[*_names([0, 1, 2, 3]), "unused"])
+    strings = pd.Series(_names(codes), dtype=object).where(gaps >= 0)
+    assert sha256_frame(pd.DataFrame({"unit": labelled})) == _sha256_frame_reference(
+        pd.DataFrame({"unit": strings})
+    )
+    numbers = pd.DataFrame({"unit": pd.Categorical.from_codes(codes, categories=[7, 8, 9, 10])})
+    assert sha256_frame(numbers) == _sha256_frame_reference(numbers)
+
+
+def test_did_workflow_codes_give_pandas_answers():
+    from evaluation.workflows import did as workflow
+
+    rng = np.random.default_rng(5)
+    areas, months = _names(range(4)), pd.date_range("2017-01-01", periods=48, freq="MS")
+    frame = pd.DataFrame(
+        {
+            "area": pd.Series(np.repeat(areas, len(months)), dtype=object),
+            "period": np.tile(months.to_numpy(), len(areas)),
+            "count": rng.poisson(5.0, len(areas) * len(months)).astype(float),
+        }
+    )
+    start = pd.Timestamp("2019-06-01")
+    for f in (frame, frame.sample(frac=0.9, random_state=2)):  # sorted; shuffled with gaps
+        codes = workflow.frame_codes(f)
+        want, labels = pd.factorize(f["area"], sort=True)
+        np.testing.assert_array_equal(codes.area, want)
+        assert list(codes.area_labels) == list(labels)
+        # per-period sums of two groups of areas, as groupby gives them
+        groups = [["E01", "W02"], ["S04"]]
+        got = workflow._sums_by_period(codes, f["count"].to_numpy(), groups)
+        for series, group in zip(got, groups, strict=True):
+            ref = f[f["area"].isin(group)].groupby("period")["count"].sum()
+            pd.testing.assert_series_equal(series, ref, check_names=False, check_index_type=False)
+        # the matching features, as computed row by row on strings
+        window = f[(f["period"] < start) & (f["period"] >= start - pd.DateOffset(months=36))]
+        t = window.groupby("area").cumcount().to_numpy(float) / 12.0
+        y = np.log(window["count"].to_numpy() + 0.5)
+        by = pd.DataFrame({"area": window["area"], "t": t, "y": y, "c": window["count"]})
+        g = by.groupby("area")
+        slope = (g.apply(lambda d: np.polyfit(d.t, d.y, 1)[0], include_groups=False)).to_numpy()
+        feats = workflow._features(f, start)
+        np.testing.assert_allclose(feats["level"], g["c"].mean(), rtol=1e-12)
+        np.testing.assert_allclose(feats["trend"], slope, rtol=1e-9, atol=1e-12)
+        assert list(feats.index) == sorted(window["area"].unique())
+    codes = np.array([3, 3, 0, 1, 1, 1, 0, 3])
+    np.testing.assert_array_equal(
+        workflow._position_in_group(codes), pd.Series(codes).groupby(codes).cumcount()
+    )
+    np.testing.assert_array_equal(
+        workflow._position_in_group(np.sort(codes)), [0, 1, 0, 1, 2, 0, 1, 2]
+    )

@@ -19,7 +19,9 @@ machine precision, at the cost of one ``units x periods^2`` matrix product; the 
 when there are more periods than units, and conjugate gradients take over when both
 dimensions are large. The Poisson model is fitted by iteratively reweighted least squares
 with that exact weighted within transformation inside every iteration (as fixest and
-pyfixest do with alternating projections).
+pyfixest do with alternating projections). The event study's dummies are sparse (one per
+treated row): on a balanced, unweighted panel its partialled normal equations and CR1
+scores come from unit and period sums of the dummies, with no rows x event-times matrix.
 
 Inference: CR1 clustered by unit (or a coarser cluster), conventional OLS, the wild cluster
 restricted bootstrap, or randomisation inference; :func:`choose_inference` refuses CR1 as
@@ -36,17 +38,18 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy import stats
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import LinearOperator, cg
 
 from evaluation.config import DEFAULT_LEVEL, DEFAULT_SEED
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.inference.cluster import (
     MIN_TREATED_CLUSTERS_FOR_CR1,
     choose_inference,
     cluster_codes,
     cluster_sums,
+    cr1_factor,
     cr1_vcov,
     fe_nested,
     iid_vcov,
@@ -149,12 +152,34 @@ class PanelIndex:
         return sp.csr_matrix((w, (self.unit, self.period)), shape=(self.n_units, self.n_periods))
 
 
-def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes 0..L-1 in sorted label order (-1 for missing), and the labels.
 
     Integer labels with a modest range (unit ids, years, month numbers) take an O(n)
-    path; anything else goes through ``pandas.factorize``.
+    path; a categorical whose categories are all used is already coded; text whose equal
+    values come in runs (a panel sorted by unit) is factorised one run at a time; numbers or
+    times that repeat one increasing block (the periods of a sorted balanced panel) are
+    coded by position in the block; anything else goes through ``pandas.factorize``.
+    Every path gives ``pandas.factorize``'s answer.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype) and len(values.cat.categories):
+        codes = values.cat.codes.to_numpy()
+        n_cat = len(values.cat.categories)
+        if (np.bincount(codes[codes >= 0], minlength=n_cat) > 0).all():
+            # pandas.factorize keeps the categories' order: with all of them used, the
+            # codes are the categorical's own
+            labels = pd.CategoricalIndex(
+                pd.Categorical.from_codes(np.arange(n_cat), dtype=values.dtype)
+            )
+            return codes.astype(np.intp), labels
+    elif values.dtype == object and len(values):
+        runs = factorize_runs(values.to_numpy())
+        if runs is not None:  # object labels, as pandas.factorize keeps a Series' dtype
+            return runs[0], pd.Index(runs[1], dtype=object)
+    elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "fmM" and len(values):
+        tiled = _factorize_tiled(values.to_numpy())
+        if tiled is not None:
+            return tiled[0], pd.Index(tiled[1])
     if not (isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu" and len(values)):
         codes, labels = pd.factorize(values, sort=True)
         return codes.astype(np.intp), pd.Index(labels)
@@ -171,6 +196,54 @@ def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
             return lookup[shifted].astype(np.intp, copy=False), labels
     codes, labels = pd.factorize(values, sort=True)
     return codes.astype(np.intp), pd.Index(labels)
+
+
+def factorize_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pandas.factorize(values, sort=True)`` of a 1-D object array whose equal values
+    mostly come in runs (area names of a panel sorted by area), or None when they do not.
+
+    Hashing millions of strings is the slow part of factorising them; here only the first
+    value of each run is hashed, and run boundaries come from comparing neighbours (the
+    names of one area are usually one string object, which compares equal to itself at
+    once).
+    A boundary between equal values only splits a run, which does not change the codes.
+    """
+    n = values.size
+    if n < 2:
+        return None
+    head = values[: min(n, 10_000)]
+    try:
+        if np.count_nonzero(head[1:] != head[:-1]) > head.size // 4:
+            return None  # not in runs: hashing every value is cheaper
+        change = values[1:] != values[:-1]
+    except (TypeError, ValueError):  # values without a plain truth value for "!="
+        return None
+    if change.dtype != bool:
+        return None
+    starts = np.flatnonzero(change)
+    if starts.size > n // 4:
+        return None
+    starts = np.concatenate(([0], starts + 1))
+    run_codes, labels = pd.factorize(values[starts], sort=True)
+    codes = np.repeat(run_codes.astype(np.intp), np.diff(np.append(starts, n)))
+    return codes, labels
+
+
+def _factorize_tiled(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes and labels of an array that repeats one strictly increasing block (the
+    periods of a balanced panel sorted by unit and period), or None when it does not.
+
+    Missing values (NaN, NaT) compare unequal to everything, so they never pass.
+    """
+    n = values.size
+    drop = np.flatnonzero(values[1:] <= values[:-1])  # where the block starts again
+    width = int(drop[0]) + 1 if drop.size else n
+    if n % width or (drop.size and drop.size != n // width - 1):
+        return None
+    block = values[:width]
+    if not (values.reshape(-1, width) == block).all() or not (block[1:] > block[:-1]).all():
+        return None
+    return np.tile(np.arange(width, dtype=np.intp), n // width), block
 
 
 def _take(v: np.ndarray, order: np.ndarray | None) -> np.ndarray:
@@ -193,8 +266,8 @@ def index_panel(data: pd.DataFrame, unit: str, period: str) -> tuple[PanelIndex,
         On missing unit or period labels, or a unit observed twice in one period.
     """
     _require_columns(data, [unit, period])
-    u, u_labels = _factorize_sorted(data[unit])
-    t, t_labels = _factorize_sorted(data[period])
+    u, u_labels = factorize_sorted(data[unit])
+    t, t_labels = factorize_sorted(data[period])
     if (u < 0).any() or (t < 0).any():
         col = unit if (u < 0).any() else period
         raise InputError(_SOURCE, f"column '{col}' has missing values", key=col)
@@ -494,9 +567,18 @@ def _drop_collinear(
     kept earlier columns is below ``tol`` times its own is dropped (as pyfixest does).
     """
     gram = X.T @ X if gram is None else gram
+    kept, dropped = _collinear_gram(gram, names, keep_first, tol)
+    X = X if len(kept) == X.shape[1] else X[:, kept]
+    return X, [names[j] for j in kept], dropped, kept
+
+
+def _collinear_gram(
+    gram: np.ndarray, names: list[str], keep_first: int = 1, tol: float = 1e-9
+) -> tuple[list[int], list[str]]:
+    """The columns :func:`_drop_collinear` keeps (indices) and drops (names), from ``X'X``."""
     kept: list[int] = []
     dropped: list[str] = []
-    for j in range(X.shape[1]):
+    for j in range(gram.shape[0]):
         if gram[j, j] <= 0:
             dropped.append(names[j])
             continue
@@ -516,8 +598,7 @@ def _drop_collinear(
             f"'{dropped[0]}' is collinear with the fixed effects or other regressors: "
             "the treatment needs variation within units over time",
         )
-    X = X if len(kept) == X.shape[1] else X[:, kept]
-    return X, [names[j] for j in kept], dropped, kept
+    return kept, dropped
 
 
 def _residual(y: np.ndarray, X: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -582,9 +663,13 @@ class Interval:
 
 
 def _t_interval(b: float, se: float, df: float | None, level: float, method: str) -> Interval:
-    dist = stats.norm if df is None else stats.t(df)
-    crit = float(dist.ppf(0.5 + level / 2))
-    p = float(2 * dist.sf(abs(b / se))) if se > 0 else float("nan")
+    q = 0.5 + level / 2
+    if df is None:
+        crit = float(dist.norm_ppf(q))
+        p = float(2 * dist.norm_sf(abs(b / se))) if se > 0 else float("nan")
+    else:
+        crit = float(dist.t_ppf(q, df))
+        p = float(2 * dist.t_sf(abs(b / se), df)) if se > 0 else float("nan")
     return Interval(se, b - crit * se, b + crit * se, p, method)
 
 
@@ -911,7 +996,21 @@ class _PanelData:
     unit_clusters: bool  # clustered by unit (codes are the unit codes)
 
 
-def _panel_data(
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
+class _PanelArrays:
+    """A panel's validated columns in unit-period order, before any rows are dropped."""
+
+    panel: PanelIndex
+    order: np.ndarray | None
+    y: np.ndarray
+    D: np.ndarray
+    covs: np.ndarray
+    w: np.ndarray | None
+    cl: np.ndarray | None  # cluster labels (None: cluster by unit)
+    cluster_key: str  # the column an error about too few clusters names
+
+
+def _panel_arrays(
     data: pd.DataFrame,
     *,
     outcome: str,
@@ -921,11 +1020,8 @@ def _panel_data(
     covariates: Sequence[str],
     weights: str | None,
     cluster: str | None,
-    singletons: bool = True,
-    keep: np.ndarray | None = None,
-    drop_zero_groups: bool = False,
-) -> _PanelData:
-    """Validated panel arrays in unit-period order, after the requested row drops."""
+) -> _PanelArrays:
+    """Index the panel and read its columns in unit-period order."""
     _require_columns(data, [outcome, treat, unit, period, weights, cluster, *covariates])
     panel, order = index_panel(data, unit, period)
     y = _numeric(data, outcome, order)
@@ -939,7 +1035,24 @@ def _panel_data(
     cl = _take(data[cluster].to_numpy(), order) if cluster is not None else None
     if cl is not None and pd.isna(cl).any():
         raise InputError(_SOURCE, f"column '{cluster}' has missing values", key=cluster)
-    mask = np.ones(y.size, dtype=bool) if keep is None else _take(keep, order).copy()
+    return _PanelArrays(panel, order, y, D, covs, w, cl, cluster or unit)
+
+
+def _select_rows(
+    arrays: _PanelArrays,
+    *,
+    singletons: bool = True,
+    keep: np.ndarray | None = None,
+    drop_zero_groups: bool = False,
+) -> tuple[_PanelData, np.ndarray]:
+    """The panel after the requested row drops, and the kept rows (boolean, panel order).
+
+    ``keep`` is in panel order. The same indexed arrays can be selected from more than
+    once (the event study's two passes index the panel once).
+    """
+    panel, order = arrays.panel, arrays.order
+    y, D, covs, w, cl = arrays.y, arrays.D, arrays.covs, arrays.w, arrays.cl
+    mask = np.ones(y.size, dtype=bool) if keep is None else keep.copy()
     notes: list[str] = []
     if drop_zero_groups:
         # Poisson effects of units or periods with no events are -infinity: drop them.
@@ -970,8 +1083,42 @@ def _panel_data(
     else:
         codes, G = cluster_codes(cl)
     if G < 2:
-        raise InputError(_SOURCE, "need at least two clusters", key=cluster or unit)
-    return _PanelData(panel, y, D, covs, w, codes, G, order, tuple(notes), cl is None)
+        raise InputError(_SOURCE, "need at least two clusters", key=arrays.cluster_key)
+    pdat = _PanelData(panel, y, D, covs, w, codes, G, order, tuple(notes), cl is None)
+    return pdat, mask
+
+
+def _panel_data(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    treat: str,
+    unit: str,
+    period: str,
+    covariates: Sequence[str],
+    weights: str | None,
+    cluster: str | None,
+    singletons: bool = True,
+    keep: np.ndarray | None = None,
+    drop_zero_groups: bool = False,
+) -> _PanelData:
+    """Validated panel arrays in unit-period order, after the requested row drops."""
+    arrays = _panel_arrays(
+        data,
+        outcome=outcome,
+        treat=treat,
+        unit=unit,
+        period=period,
+        covariates=covariates,
+        weights=weights,
+        cluster=cluster,
+    )
+    return _select_rows(
+        arrays,
+        singletons=singletons,
+        keep=None if keep is None else _take(keep, arrays.order),
+        drop_zero_groups=drop_zero_groups,
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -1378,14 +1525,16 @@ def _event_positions(pdat: _PanelData, data: pd.DataFrame, spec) -> tuple[np.nda
     notes: list[str] = []
     if spec.first_treat is not None:
         vals = _take(data[spec.first_treat].to_numpy(), pdat.order)
-        per_unit = pd.DataFrame({"u": p.unit, "g": vals}).groupby("u")["g"]
-        if (per_unit.nunique(dropna=False) > 1).any():
+        # rows are sorted by unit and every unit has some: unit i's rows start at starts[i]
+        starts = np.flatnonzero(np.diff(p.unit, prepend=-1))
+        g, _ = pd.factorize(vals)  # missing values share code -1: one value, as in nunique
+        if (np.minimum.reduceat(g, starts) != np.maximum.reduceat(g, starts)).any():
             raise InputError(
                 _SOURCE,
                 f"'{spec.first_treat}' must be constant within each unit",
                 key=spec.first_treat,
             )
-        g_vals = per_unit.first().reindex(range(p.n_units)).to_numpy()
+        g_vals = vals[starts]
         pos, late = first_treat_positions(g_vals, p.period_labels, spec.first_treat)
         if late:
             notes.append(
@@ -1407,6 +1556,55 @@ def _event_positions(pdat: _PanelData, data: pd.DataFrame, spec) -> tuple[np.nda
             key=spec.treat,
         )
     return pos, notes
+
+
+def _event_fit_sparse(
+    pdat: _PanelData,
+    within: WithinTransform,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    names: list[str],
+) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
+    """Event-study coefficients and their CR1 covariance (clusters = units) on a balanced,
+    unweighted panel without covariates, from the sparse event dummies.
+
+    Row ``rows[m]`` has dummy ``cols[m]`` (one per row). The closed-form within
+    transformation of a dummy ``x`` is ``x - r_i - c_t`` with ``r_i`` its unit means and
+    ``c_t`` its period means less the overall mean, so the normal equations of the
+    partialled regression (Frisch-Waugh-Lovell) follow from unit and period sums:
+    ``x~'x~ = x'x - R'R / T - C'C / N + S S' / (N T)``, and ``x~'y~`` likewise. The
+    residuals are the within transformation of ``y - X b`` (one column), and each unit's
+    score is ``sum_t x~_it e_it = sum_(x_it = 1) e_it - r_i sum_t e_it - sum_t c_t e_it``.
+    Equal to :func:`_wls` on the transformed dense dummies up to rounding.
+    """
+    p = pdat.panel
+    N, T, n, k = p.n_units, p.n_periods, p.n_obs, len(names)
+    unit_col = p.unit[rows] * k + cols
+    R = np.bincount(unit_col, minlength=N * k).reshape(N, k).astype(float)  # unit sums
+    C = np.bincount(p.period[rows] * k + cols, minlength=T * k).reshape(T, k).astype(float)
+    S = R.sum(axis=0)
+    gram = np.diag(S) - R.T @ R / T - C.T @ C / N + np.outer(S, S) / n
+    ru, ct = p.sums(pdat.y)
+    xy = np.bincount(cols, weights=pdat.y[rows], minlength=k)
+    xty = xy - R.T @ ru / T - C.T @ ct / N + S * ct.sum() / n
+    kept, dropped = _collinear_gram(gram, names, keep_first=0)
+    bread = np.linalg.inv(gram[np.ix_(kept, kept)])
+    beta = bread @ xty[kept]
+    b_all = np.zeros(k)
+    b_all[kept] = beta
+    r = pdat.y.copy()
+    r[rows] -= b_all[cols]
+    e = within(r)
+    grid = e.reshape(N, T)
+    c = C / N - S / n  # period means less the overall mean, per dummy
+    scores = (
+        np.bincount(unit_col, weights=e[rows], minlength=N * k).reshape(N, k)
+        - grid.sum(axis=1)[:, None] * (R / T)
+        - grid @ c
+    )[:, kept]
+    n_params = len(kept) + _fe_params(p, pdat.codes, 0, pdat.unit_clusters)
+    vcov = cr1_factor(n, n_params, pdat.n_clusters) * (bread @ (scores.T @ scores) @ bread)
+    return beta, [names[j] for j in kept], dropped, vcov
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
@@ -1537,8 +1735,8 @@ class EventStudy:
             _require_columns(data, [self.first_treat])
             frame = data.assign(_es_zero_=0.0)
             treat_col = "_es_zero_"
-        # First pass: index and timing on all rows.
-        pdat = _panel_data(
+        # Index the panel once; timing comes from all rows, the fit from the kept ones.
+        arrays = _panel_arrays(
             frame,
             outcome=self.outcome,
             treat=treat_col,
@@ -1547,8 +1745,8 @@ class EventStudy:
             covariates=self.covariates,
             weights=self.weights,
             cluster=self.cluster,
-            singletons=False,
         )
+        pdat, _ = _select_rows(arrays, singletons=False)
         pos, notes = _event_positions(pdat, frame, self)
         p = pdat.panel
         ever = pos < p.n_periods
@@ -1574,26 +1772,11 @@ class EventStudy:
                 notes.append(
                     f"dropped {int(out_of_window.sum())} treated rows outside the event window"
                 )
-        # Re-run the panel preparation on the kept rows (drops singletons too).
-        keep_orig = np.zeros(len(frame), dtype=bool)
-        rows = _positions(pdat.order, len(frame))
-        keep_orig[rows[keep]] = True
-        rel_orig = np.zeros(len(frame), dtype=np.int64)
-        rel_orig[rows] = rel_full
-        pdat = _panel_data(
-            frame,
-            outcome=self.outcome,
-            treat=treat_col,
-            unit=self.unit,
-            period=self.period,
-            covariates=self.covariates,
-            weights=self.weights,
-            cluster=self.cluster,
-            keep=keep_orig,
-        )
+        # The kept rows (drops singletons too).
+        pdat, kept_rows = _select_rows(arrays, keep=keep)
         notes = notes + list(pdat.notes)
         p = pdat.panel
-        rel = _take(rel_orig, pdat.order)
+        rel = rel_full if kept_rows.all() else rel_full[kept_rows]
         treated_row = rel != np.iinfo(np.int64).min
         ks = np.unique(rel[treated_row])
         ref = [-1]
@@ -1606,59 +1789,67 @@ class EventStudy:
         ks_est = [int(k) for k in ks if k not in ref]
         if not ks_est:
             raise InputError(_SOURCE, "no event times to estimate")
-        Dm = np.zeros((p.n_obs, len(ks_est)))
         ks_arr = np.asarray(ks_est, dtype=np.int64)
         rows = np.flatnonzero(treated_row & np.isin(rel, ks_arr))
-        Dm[rows, np.searchsorted(ks_arr, rel[rows])] = 1.0
+        cols = np.searchsorted(ks_arr, rel[rows])
         names = [f"event_time_{k}" for k in ks_est]
         G = pdat.n_clusters
         D_any = treated_row & (rel >= 0)
         n_treated = _treated_clusters(D_any.astype(float), pdat.codes, G)
         method, reason = _select_inference(self.inference, n_treated, ("cr1", "wild"))
         within = WithinTransform(p, pdat.w)
-        V = within([pdat.y, Dm, pdat.covs])
-        fit, dropped = _wls(
-            V[:, 1:],
-            V[:, 0],
-            pdat.w,
-            names + list(self.covariates),
-            _fe_params(p, pdat.codes, 0, pdat.unit_clusters),
-            0,
-        )
+        dense: _Fit | None = None
+        if within.closed_form and pdat.unit_clusters and not self.covariates and method == "cr1":
+            # The dummies are sparse: no (rows x event times) matrix is needed.
+            beta, fit_names, dropped, vcov = _event_fit_sparse(pdat, within, rows, cols, names)
+        else:
+            Dm = np.zeros((p.n_obs, len(ks_est)))
+            Dm[rows, cols] = 1.0
+            V = within([pdat.y, Dm, pdat.covs])
+            dense, dropped = _wls(
+                V[:, 1:],
+                V[:, 0],
+                pdat.w,
+                names + list(self.covariates),
+                _fe_params(p, pdat.codes, 0, pdat.unit_clusters),
+                0,
+            )
+            vcov = cr1_vcov(
+                dense.Xs,
+                dense.resid,
+                pdat.codes,
+                G,
+                n_params=dense.n_params,
+                bread=dense.bread,
+                scores=_scores(pdat, dense.Xs, dense.resid),
+            )
+            beta, fit_names = dense.beta, dense.names
         notes += [f"dropped collinear term '{d}'" for d in dropped]
-        vcov = cr1_vcov(
-            fit.Xs,
-            fit.resid,
-            pdat.codes,
-            G,
-            n_params=fit.n_params,
-            bread=fit.bread,
-            scores=_scores(pdat, fit.Xs, fit.resid),
-        )
         counts = pd.Series(rel[treated_row]).value_counts()
         records = []
-        for j, name in enumerate(fit.names):
+        for j, name in enumerate(fit_names):
             if not name.startswith("event_time_"):
                 continue
             k = int(name.removeprefix("event_time_"))
-            iv = _t_interval(fit.beta[j], math.sqrt(vcov[j, j]), G - 1, self.level, "CR1")
+            iv = _t_interval(beta[j], math.sqrt(vcov[j, j]), G - 1, self.level, "CR1")
             if method == "wild":
+                assert dense is not None
                 wb = wild_cluster_bootstrap(
-                    fit.Xs,
-                    fit.ys,
+                    dense.Xs,
+                    dense.ys,
                     pdat.codes,
                     G,
                     j,
                     reps=self.reps,
                     seed=self.seed,
                     level=self.level,
-                    n_params=fit.n_params,
+                    n_params=dense.n_params,
                 )
                 iv = Interval(iv.se, wb.ci_low, wb.ci_high, wb.p_value, wb.method)
             records.append(
                 (
                     k,
-                    float(fit.beta[j]),
+                    float(beta[j]),
                     iv.se,
                     iv.ci_low,
                     iv.ci_high,
@@ -1684,7 +1875,7 @@ class EventStudy:
         ).sort_values("event_time", ignore_index=True)
         lead_idx = [
             j
-            for j, n in enumerate(fit.names)
+            for j, n in enumerate(fit_names)
             if n.startswith("event_time_") and int(n.removeprefix("event_time_")) <= -2
         ]
         stat = pval = dfs = None
@@ -1694,7 +1885,7 @@ class EventStudy:
                 f"with only {n_treated} treated areas: read its p-value as optimistic"
             )
         if lead_idx:
-            stat, pval, q = wald_test(fit.beta[lead_idx], vcov[np.ix_(lead_idx, lead_idx)], G - 1)
+            stat, pval, q = wald_test(beta[lead_idx], vcov[np.ix_(lead_idx, lead_idx)], G - 1)
             dfs = (q, G - 1)
         inf_text = (
             "wild cluster restricted bootstrap intervals per coefficient"

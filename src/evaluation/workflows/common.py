@@ -12,7 +12,7 @@ import json
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -443,12 +443,28 @@ def _why_not_zero(
     return None
 
 
-def check_areas(ctx: RunContext, counts: AreaCounts, areas: list[str] | None, key: str) -> None:
-    """Raise naming ``key`` when an area is not in the data."""
+def check_areas(
+    ctx: RunContext,
+    counts: AreaCounts,
+    areas: list[str] | None,
+    key: str,
+    *,
+    known: Iterable[str] | None = None,
+) -> None:
+    """Raise naming ``key`` when an area is not in the data.
+
+    ``known`` are the distinct areas of ``counts.frame`` when the caller has them already
+    (finding them again in millions of rows takes a tenth of a second).
+    """
     if not areas:
         return
-    known = set(counts.frame["area"].unique())  # unique first: millions of rows
-    unknown = [a for a in areas if a not in known]
+    if isinstance(known, pd.Index) and known.is_unique:  # a lookup, not a set of 35,000
+        # names stay Python strings to match an object index without conversion
+        target = pd.Index(areas, dtype=object if known.dtype == object else None)
+        unknown = [a for a, i in zip(areas, known.get_indexer(target), strict=True) if i < 0]
+    else:
+        known = set(counts.frame["area"].unique() if known is None else known)
+        unknown = [a for a in areas if a not in known]
     if unknown:
         sample = ", ".join(sorted(known)[:5])
         raise InputError(

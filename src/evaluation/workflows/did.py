@@ -8,6 +8,7 @@ the results contract.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import config
-from evaluation.designs.did import EventStudy, PoissonFE, TwoWayFE
+from evaluation.designs.did import EventStudy, PoissonFE, TwoWayFE, factorize_sorted
 from evaluation.errors import InputError
 from evaluation.params import DidParams, PowerParams
 from evaluation.report import costs as costs_mod
@@ -38,17 +39,73 @@ MATCH_MONTHS = 36
 MIN_PRE = config.MIN_PRE_PERIODS
 
 
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
+class FrameCodes:
+    """Integer codes of a frame's area and period columns, in sorted label order.
+
+    A national frame has millions of rows of area names: they are factorised once and
+    then selected and summed as integers (membership by a lookup table, not ``isin`` on
+    strings).
+    """
+
+    area: np.ndarray  # per row: position in area_labels (-1 when missing)
+    area_labels: pd.Index
+    period: np.ndarray  # per row: position in period_labels (-1 when missing)
+    period_labels: pd.Index
+
+    def areas_in(self, areas: Iterable[Any]) -> np.ndarray:
+        """Per row: is its area one of ``areas``."""
+        return _rows_in(self.area, self.area_labels, areas)
+
+    def periods_in(self, periods: Iterable[Any]) -> np.ndarray:
+        """Per row: is its period one of ``periods``."""
+        return _rows_in(self.period, self.period_labels, periods)
+
+
+def _rows_in(codes: np.ndarray, labels: pd.Index, values: Iterable[Any]) -> np.ndarray:
+    # one slot more than there are labels: code -1 (missing) reads the last, always False
+    table = np.zeros(len(labels) + 1, dtype=bool)
+    found = labels.get_indexer(_as_index(values, labels))
+    table[found[found >= 0]] = True
+    return table[codes]
+
+
+def _as_index(values: Iterable[Any], labels: pd.Index) -> pd.Index:
+    """``values`` as an index to look up in ``labels``: names stay Python objects when the
+    labels are (pandas would read them as arrow strings and convert on every lookup)."""
+    return pd.Index(list(values), dtype=object if labels.dtype == object else None)
+
+
+def frame_codes(frame: pd.DataFrame) -> FrameCodes:
+    """Codes of ``frame``'s ``area`` and ``period`` columns (see :class:`FrameCodes`)."""
+    area, area_labels = factorize_sorted(frame["area"])
+    # plain Python strings (as in the frame): an arrow-backed index converts on every read
+    areas = pd.Index(np.asarray(area_labels, dtype=object), dtype=object)
+    if not areas.is_monotonic_increasing:  # a categorical in its own order: sort the names
+        area, labels = pd.factorize(frame["area"].to_numpy(dtype=object), sort=True)
+        areas = pd.Index(labels, dtype=object)
+    period, period_labels = factorize_sorted(frame["period"])
+    periods = pd.Index(np.asarray(period_labels))
+    if not periods.is_monotonic_increasing:
+        period, labels = pd.factorize(frame["period"].to_numpy(), sort=True)
+        periods = pd.Index(labels)
+    return FrameCodes(area, areas, period, periods)
+
+
 @dataclass(frozen=True)
 class DidData:
     """Everything the fit needs, checked."""
 
     counts: AreaCounts
-    panel: pd.DataFrame  # unit, period, outcome, treat, first_treat
+    # unit (categorical of the area names, sorted), period, outcome, treat, first_treat
+    panel: pd.DataFrame
     treated: list[str]
     comparison: list[str]
     buffer: list[str]
     start: pd.Timestamp
     balance: pd.DataFrame
+    codes: FrameCodes  # of counts.frame
+    panel_codes: FrameCodes  # of panel (units and periods in the panel only)
 
 
 def _rel_error(ctx: RunContext, err: InputError, key_prefix: str = "") -> InputError:
@@ -73,40 +130,64 @@ def adjacent_areas(ctx: RunContext, treated: list[str]) -> list[str]:
     return sorted(near - set(treated))
 
 
-def _features(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-    """Per area: mean monthly count and log-linear trend over the matching window."""
-    window = frame[
-        (frame["period"] < start) & (frame["period"] >= start - pd.DateOffset(months=MATCH_MONTHS))
-    ]
+def _features(
+    frame: pd.DataFrame, start: pd.Timestamp, codes: FrameCodes | None = None
+) -> pd.DataFrame:
+    """Per area: mean monthly count and log-linear trend over the matching window.
+
+    ``codes`` are ``frame``'s (computed here when not given).
+    """
+    codes = frame_codes(frame) if codes is None else codes
+    labels = codes.period_labels
+    in_window = (labels < start) & (labels >= start - pd.DateOffset(months=MATCH_MONTHS))
+    window = np.append(np.asarray(in_window, dtype=bool), False)[codes.period]
     # least-squares slope of log(count + 0.5) on years since the window's first month,
     # per area, from sums per area (one pass, not a fit per area: 35,000 areas take 0.1 s)
-    codes, areas = pd.factorize(window["area"], sort=True)
-    count = window["count"].to_numpy(float)
+    area = codes.area[window]
+    present = np.bincount(area[area >= 0], minlength=len(codes.area_labels)) > 0
+    areas = codes.area_labels[present]  # the areas in the window, sorted
+    if not present.all():  # renumber 0..len(areas)-1 in the same order
+        area = np.append(np.cumsum(present) - 1, -1)[area]
+    count = frame["count"].to_numpy(float)[window]
     y = np.log(count + 0.5)
-    t = pd.Series(codes).groupby(codes).cumcount().to_numpy(float) / 12.0
+    t = _position_in_group(area).astype(float) / 12.0
 
     def per_area(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(codes, weights=weights, minlength=len(areas))
+        return np.bincount(area, weights=weights, minlength=len(areas))
 
     n = per_area().astype(float)
-    sxx = per_area(t * t) - per_area(t) ** 2 / n
-    sxy = per_area(t * y) - per_area(t) * per_area(y) / n
+    st = per_area(t)
+    sxx = per_area(t * t) - st**2 / n
+    sxy = per_area(t * y) - st * per_area(y) / n
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where((n > 2) & (sxx > 0), sxy / sxx, 0.0)
-    index = pd.Index(np.asarray(areas, dtype=object), name="area")
+    index = pd.Index(np.asarray(areas, dtype=object), dtype=object, name="area")
     return pd.DataFrame({"level": per_area(count) / n, "trend": slope}, index=index)
 
 
+def _position_in_group(codes: np.ndarray) -> np.ndarray:
+    """Each row's position among the earlier rows of its group (``groupby.cumcount``)."""
+    if codes.size and bool(np.all(codes[1:] >= codes[:-1])):  # groups in runs (sorted)
+        starts = np.flatnonzero(np.diff(codes, prepend=codes[0] - 1))
+        return np.arange(codes.size) - np.repeat(starts, np.diff(np.append(starts, codes.size)))
+    return pd.Series(codes).groupby(codes).cumcount().to_numpy()
+
+
 def match_comparison(
-    frame: pd.DataFrame, treated: list[str], candidates: list[str], start: pd.Timestamp, n: int
+    frame: pd.DataFrame,
+    treated: list[str],
+    candidates: list[str],
+    start: pd.Timestamp,
+    n: int,
+    codes: FrameCodes | None = None,
 ) -> tuple[list[str], pd.DataFrame]:
     """Nearest neighbours to the treated areas on standardised log level and trend.
 
     Each treated area picks its nearest candidates in turn (without replacement) until
     ``n`` are chosen, so a comparison group is not drawn only towards one treated area.
-    Returns the chosen areas and a balance table.
+    Returns the chosen areas and a balance table. ``codes`` are ``frame``'s, when known.
     """
-    feats = _features(frame, start)
+    feats = _features(frame, start, codes)
     z = pd.DataFrame({"level": np.log(feats["level"] + 0.5), "trend": feats["trend"]})
     z = (z - z.loc[candidates + treated].mean()) / z.loc[candidates + treated].std(ddof=0).replace(
         0, 1
@@ -129,8 +210,12 @@ def balance_table(
 ) -> pd.DataFrame:
     """Pre-period level and trend: treated, chosen comparison, all eligible; standardised differences."""
     rows = []
+    # each group's rows looked up once (35,000 names are not free), and once only when the
+    # comparison is every eligible area
+    groups = {"t": feats.loc[treated], "c": feats.loc[chosen]}
+    groups["a"] = groups["c"] if pool == chosen else feats.loc[pool]
     for var, label in (("level", "mean crimes per month"), ("trend", "yearly trend (log scale)")):
-        t, c, a = feats.loc[treated, var], feats.loc[chosen, var], feats.loc[pool, var]
+        t, c, a = groups["t"][var], groups["c"][var], groups["a"][var]
         sd = (
             float(np.sqrt((t.var(ddof=1) + a.var(ddof=1)) / 2))
             if len(t) > 1
@@ -156,13 +241,16 @@ def choose_comparison(
     treated: list[str],
     buffer: list[str],
     start: pd.Timestamp,
+    codes: FrameCodes | None = None,
 ) -> tuple[list[str], pd.DataFrame]:
     """Comparison areas (listed, all eligible, or matched) and the balance table; shared by
-    the DiD and the power analysis that plans one."""
+    the DiD and the power analysis that plans one. ``codes`` are ``counts.frame``'s, when
+    known."""
     comp = params.comparison
-    areas = sorted(set(counts.frame["area"].unique()))
+    codes = frame_codes(counts.frame) if codes is None else codes
+    areas = list(codes.area_labels)  # sorted
     if comp.areas:
-        common.check_areas(ctx, counts, comp.areas, "comparison.areas")
+        common.check_areas(ctx, counts, comp.areas, "comparison.areas", known=codes.area_labels)
         clash = sorted(set(comp.areas) & set(treated))
         if clash:
             raise InputError(
@@ -171,7 +259,7 @@ def choose_comparison(
                 key="comparison.areas",
             )
         listed = list(comp.areas)
-        feats = _features(counts.frame, start)
+        feats = _features(counts.frame, start, codes)
         return listed, balance_table(feats, treated, listed, listed)
     left_out = set(treated) | set(buffer) | set(comp.exclude)
     pool = [a for a in areas if a not in left_out]
@@ -180,9 +268,9 @@ def choose_comparison(
             ctx.params_path, "fewer than 2 areas left to compare with", key="comparison"
         )
     if comp.method == "all":
-        feats = _features(counts.frame, start)
+        feats = _features(counts.frame, start, codes)
         return pool, balance_table(feats, treated, pool, pool)
-    return match_comparison(counts.frame, treated, pool, start, comp.n)
+    return match_comparison(counts.frame, treated, pool, start, comp.n, codes)
 
 
 def prepare(ctx: RunContext) -> DidData:
@@ -190,16 +278,17 @@ def prepare(ctx: RunContext) -> DidData:
     params = ctx.params
     assert isinstance(params, DidParams)
     counts = common.load_outcome(ctx)
+    codes = frame_codes(counts.frame)  # once: the area names are millions of strings
     treated = list(params.intervention.treated or [])
     if not treated:
         raise InputError(ctx.params_path, "list the treated areas", key="intervention.treated")
-    common.check_areas(ctx, counts, treated, "intervention.treated")
+    common.check_areas(ctx, counts, treated, "intervention.treated", known=codes.area_labels)
     start = pd.Timestamp(params.intervention.start) if params.intervention.start else None
     if start is None:
         raise InputError(
             ctx.params_path, "required for a difference-in-differences", key="intervention.start"
         )
-    periods = pd.Index(sorted(counts.frame["period"].unique()))
+    periods = codes.period_labels  # sorted
     common.check_start(ctx, periods, start)
     n_pre = int((periods < start).sum())
     if n_pre < MIN_PRE:
@@ -211,27 +300,65 @@ def prepare(ctx: RunContext) -> DidData:
     buffer = list(params.buffer.areas or [])
     if params.buffer.adjacent and not buffer:
         buffer = adjacent_areas(ctx, treated)
-    common.check_areas(ctx, counts, buffer, "buffer.areas")
+    common.check_areas(ctx, counts, buffer, "buffer.areas", known=codes.area_labels)
     clash = sorted(set(buffer) & set(treated))
     if clash:
         raise InputError(
             ctx.params_path, f"{clash[0]!r} is both treated and a buffer area", key="buffer.areas"
         )
-    comparison, balance = choose_comparison(ctx, params, counts, treated, buffer, start)
-    keep = counts.frame[counts.frame["area"].isin(treated + comparison)]
+    comparison, balance = choose_comparison(ctx, params, counts, treated, buffer, start, codes)
+    panel, panel_codes = _panel(counts, codes, treated, comparison, start)
+    return DidData(counts, panel, treated, comparison, buffer, start, balance, codes, panel_codes)
+
+
+def _panel(
+    counts: AreaCounts,
+    codes: FrameCodes,
+    treated: list[str],
+    comparison: list[str],
+    start: pd.Timestamp,
+) -> tuple[pd.DataFrame, FrameCodes]:
+    """The rows of the treated and comparison areas as the designs' panel, and its codes.
+
+    The unit column is categorical: the area names (sorted, only those in the panel) and
+    an integer code per row, which the designs index without hashing millions of strings.
+    """
+    frame = counts.frame
+    rows = codes.areas_in(treated + comparison)
+    take = None if rows.all() else np.flatnonzero(rows)  # all areas: no copies
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if take is None else values[take]
+
+    area, period = kept(codes.area), kept(codes.period)
+    area_labels, period_labels = codes.area_labels, codes.period_labels
+    if take is not None:  # the labels of the kept rows only, as factorising them gives
+        area_labels, area = _compact(area, area_labels)
+        period_labels, period = _compact(period, period_labels)
+    is_treated = _rows_in(area, area_labels, treated)
+    periods = kept(frame["period"].to_numpy())
+    post = np.append(np.asarray(period_labels >= start, dtype=bool), False)[period]
+    first = np.full(len(area), np.datetime64("NaT"), dtype=periods.dtype)
+    first[is_treated] = start.to_datetime64()
     panel = pd.DataFrame(
         {
-            "unit": pd.Series(keep["area"].to_numpy(), dtype=object),  # no string inference
-            "period": keep["period"].to_numpy(),
-            "outcome": keep["count"].to_numpy(float),
-        }
+            "unit": pd.Categorical.from_codes(area, categories=area_labels),
+            "period": periods,
+            "outcome": kept(frame["count"].to_numpy(float)),
+            "treat": (is_treated & post).astype(float),
+            "first_treat": first,
+        },
+        copy=False,
     )
-    is_treated = panel["unit"].isin(treated)
-    panel["treat"] = (is_treated & (panel["period"] >= start)).astype(float)
-    first = np.full(len(panel), np.datetime64("NaT"), dtype=panel["period"].dtype)
-    first[is_treated.to_numpy()] = start.to_datetime64()
-    panel["first_treat"] = first
-    return DidData(counts, panel, treated, comparison, buffer, start, balance)
+    return panel, FrameCodes(area, area_labels, period, period_labels)
+
+
+def _compact(codes: np.ndarray, labels: pd.Index) -> tuple[pd.Index, np.ndarray]:
+    """The labels ``codes`` use and the codes renumbered to them (order kept)."""
+    used = np.bincount(codes[codes >= 0], minlength=len(labels)) > 0
+    if used.all():
+        return labels, codes
+    return labels[used], np.append(np.cumsum(used) - 1, -1)[codes]
 
 
 def _fit(ctx: RunContext, data: DidData) -> Any:
@@ -259,25 +386,32 @@ def _event_panel(data: DidData, family: str) -> tuple[pd.DataFrame, bool]:
     few clusters), and log(count + 1) for count models so that the test asks the same
     multiplicative question as the Poisson headline."""
     p = data.panel
-    units, unit_labels = pd.factorize(p["unit"], sort=True)
-    months, month_labels = pd.factorize(p["period"].to_numpy(), sort=True)
+    # the panel's own codes (sorted labels, as pandas.factorize(..., sort=True) gives them)
+    units, unit_labels = data.panel_codes.area, data.panel_codes.area_labels
+    months, month_labels = data.panel_codes.period, data.panel_codes.period_labels
     # quarters of the distinct months and units only (a national panel has 4M rows)
     to_quarter, quarter_labels = pd.factorize(_quarter_start(month_labels), sort=True)
     quarters = to_quarter[months]
     n_u, n_q = len(unit_labels), len(quarter_labels)
-    key = units.astype(np.int64) * n_q + quarters  # unit x quarter cells, by unit then quarter
+    # unit x quarter cells, by unit then quarter
+    key = units.astype(np.int64, copy=False) * n_q + quarters
     cells = np.flatnonzero(np.bincount(key, minlength=n_u * n_q))
     sums = np.bincount(key, weights=p["outcome"].to_numpy(float), minlength=n_u * n_q)
-    first_row = np.empty(n_u, dtype=np.int64)
-    first_row[units[::-1]] = np.arange(len(units))[::-1]  # each unit's first row
+    if units.size and bool(np.all(units[1:] >= units[:-1])):  # rows by unit (as usual)
+        first_row = np.searchsorted(units, np.arange(n_u))  # each unit's first row
+    else:
+        first_row = np.empty(n_u, dtype=np.int64)
+        first_row[units[::-1]] = np.arange(len(units))[::-1]
     starts = _quarter_start(p["first_treat"].to_numpy()[first_row])  # constant within a unit
+    unit, quarter = np.divmod(cells, n_q)
     q = pd.DataFrame(
         {
-            "unit": cells // n_q,  # integer codes (in label order): the fit needs no strings
-            "period": np.asarray(quarter_labels)[cells % n_q],
+            "unit": unit,  # integer codes (in label order): the fit needs no strings
+            "period": np.asarray(quarter_labels)[quarter],
             "outcome": sums[cells],
-            "first_treat": starts[cells // n_q],
-        }
+            "first_treat": starts[unit],
+        },
+        copy=False,
     )
     logged = family in COUNT_FAMILIES
     if logged:
@@ -338,9 +472,9 @@ def _event_estimates(es: Any, logged: bool) -> tuple[list[Estimate], pd.DataFram
 def _group_series(data: DidData, fit: Any, unit: str, label: str) -> tuple[Series, pd.DataFrame]:
     """Treated total per month against the comparison areas scaled to the treated
     pre-period level, and the counterfactual implied by the estimate after the start."""
-    p = data.panel
-    treated = p[p["unit"].isin(data.treated)].groupby("period")["outcome"].sum()
-    comp = p[p["unit"].isin(data.comparison)].groupby("period")["outcome"].sum()
+    treated, comp = _sums_by_period(
+        data.panel_codes, data.panel["outcome"].to_numpy(), [data.treated, data.comparison]
+    )
     pre = treated.index < data.start
     scale = treated[pre].sum() / comp[pre].sum() if comp[pre].sum() else np.nan
     post = ~pre
@@ -378,6 +512,33 @@ def _group_series(data: DidData, fit: Any, unit: str, label: str) -> tuple[Serie
     return series, frame
 
 
+def _sums_by_period(
+    codes: FrameCodes, values: np.ndarray, groups: list[list[str]]
+) -> list[pd.Series]:
+    """Per group of areas (disjoint), the sum of ``values`` per period over the group's
+    rows, for the periods those rows have: ``groupby("period").sum()`` of the group's
+    rows, in one pass over the rows."""
+    n = len(codes.period_labels)
+    group = np.full(len(codes.area_labels) + 1, len(groups))  # + 1: code -1, in no group
+    for g, areas in enumerate(groups):
+        found = codes.area_labels.get_indexer(_as_index(areas, codes.area_labels))
+        group[found[found >= 0]] = g
+    key = group[codes.area] * n + codes.period  # (group, period) cells; the last: no group
+    size = (len(groups) + 1) * n
+    if (codes.period < 0).any():  # rows without a period are in no sum (as groupby drops them)
+        key[codes.period < 0] = size
+    total = np.bincount(key, weights=values, minlength=size + 1)[:size].reshape(-1, n)
+    present = np.bincount(key, minlength=size + 1)[:size].reshape(-1, n) > 0
+    return [
+        pd.Series(
+            total[g, present[g]],
+            index=pd.Index(codes.period_labels[present[g]], name="period"),
+            name="outcome",
+        )
+        for g in range(len(groups))
+    ]
+
+
 def cumulative_from(frame: pd.DataFrame, fit: Any, level: float) -> Estimate | None:
     """Crimes over the post period relative to the counterfactual (negative = prevented),
     with the interval carried from the effect's interval."""
@@ -413,13 +574,15 @@ def _displacement(data: DidData, level: float) -> tuple[list[Estimate], dict[str
     """WDQ, total net effect and WDD over equal windows before and after the start."""
     if not data.buffer:
         return [], {}
-    f = data.counts.frame
-    periods = sorted(f["period"].unique())
+    codes = data.codes
+    count = data.counts.frame["count"].to_numpy()
+    periods = list(codes.period_labels)  # sorted
     post = [p for p in periods if p >= data.start]
     pre = [p for p in periods if p < data.start][-len(post) :]
 
     def total(areas: list[str], window: list[Any]) -> float:
-        return float(f[f["area"].isin(areas) & f["period"].isin(window)]["count"].sum())
+        # the selected counts in row order, summed as pandas sums them (NaN skipped)
+        return float(np.nansum(count[codes.areas_in(areas) & codes.periods_in(window)]))
 
     rb, ra = total(data.treated, pre), total(data.treated, post)
     db, da = total(data.buffer, pre), total(data.buffer, post)
