@@ -307,7 +307,7 @@ def test_an_unexpected_error_is_one_line_too(
     def broken(*args: object) -> None:
         raise ZeroDivisionError("division by zero\nsecond line")
 
-    monkeypatch.setattr("evaluation.runner.open_context", broken)
+    monkeypatch.setattr("evaluation.context.check_params", broken)
     argv = ["run", str(CORPUS / "good.yaml"), "--output-dir", str(tmp_path / "out")]
     code = main(argv)
     line = _one_line_error(capsys.readouterr().err)

@@ -104,3 +104,23 @@ def test_a_script_without_main_guard_runs_once_and_its_kernel_dies_with_it(
     while _alive(kernel) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(kernel), "the kernel outlived the process that started it"
+
+
+def test_the_runner_process_imports_no_data_stack() -> None:
+    """The runner and batch processes check params and drive Papermill; pandas, SciPy and
+    matplotlib belong in the kernels (imported once, by the fork server, in parallel)."""
+    code = (
+        "import sys\n"
+        "import evaluation.runner, evaluation.batch, evaluation.cli, evaluation.context\n"
+        "import evaluation.data.default\n"
+        "from evaluation import runner\n"
+        "runner._papermill()\n"
+        "heavy = sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'statsmodels', 'duckdb')"
+        " if m in sys.modules)\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('rfc3987_syntax'):\n"
+        "    import rfc3987_syntax  # hidden from jsonschema only while it loaded\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

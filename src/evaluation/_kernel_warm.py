@@ -2,7 +2,7 @@
 
 The modules every evaluation notebook imports on first use (whatever its design), so that
 no forked kernel pays for them; each design's own modules come with its workflow module
-(:func:`evaluation.kernels.preload`). Only imports: no data is read and nothing is
+(:func:`evaluation.kernels.preload`), e.g. statsmodels with the ITS designs only. Only imports: no data is read and nothing is
 computed, so forked kernels start from a clean state.
 """
 
@@ -13,7 +13,6 @@ import matplotlib.backends.backend_agg  # noqa: F401  - the first savefig
 import PIL.Image
 import pyarrow
 import pyarrow.pandas_compat  # noqa: F401  - DuckDB results to pandas
-import statsmodels.base.covtype  # noqa: F401  - loaded by the first GLM fit
 
 import evaluation.data.default  # noqa: F401  - the default database's check
 import evaluation.report.evidence  # noqa: F401  - every results object is rated

@@ -208,9 +208,11 @@ def _locally(
 ) -> list[RunOutcome]:
     """Threads, each driving one kernel process at a time."""
     if run is None:
-        from evaluation import kernels
+        from evaluation import runner
 
-        kernels.warm_up()  # one fork server for the whole batch, with every design's modules
+        # one fork server for the whole batch, with every design's modules; Papermill and
+        # the HTML exporter imported here, before the threads, while the server imports
+        runner.prepare_process()
     results: list[RunOutcome | None] = [None] * len(kwargs)
     with ThreadPoolExecutor(max_workers=jobs) as pool, _bar(len(kwargs), progress) as bar:
         futures = {pool.submit(run_one, **kwargs[i], run=run): i for i in longest_first(kwargs)}

@@ -14,7 +14,13 @@ from typing import Any
 from evaluation import config
 from evaluation.errors import InputError
 from evaluation.params import BaseParams, load_params
-from evaluation.provenance import now
+
+
+def _now() -> str:
+    # provenance imports NumPy and pandas: not needed by a process that only checks params
+    from evaluation.provenance import now
+
+    return now()
 
 
 @dataclass
@@ -24,7 +30,7 @@ class RunContext:
     params_path: Path
     params: BaseParams
     database: Path
-    run_started: str = field(default_factory=now)
+    run_started: str = field(default_factory=_now)
 
     @property
     def name(self) -> str:
@@ -57,6 +63,16 @@ def open_context(params_path: str | Path, database: str | Path | None = None) ->
         The DuckDB file; the default database (built from the synthetic data on first use)
         when None.
     """
+    path, params, db_path = check_params(params_path, database)
+    return RunContext(params_path=path, params=params, database=db_path)
+
+
+def check_params(
+    params_path: str | Path, database: str | Path | None = None
+) -> tuple[Path, BaseParams, Path]:
+    """What :func:`open_context` checks, without the run's context: the params file's
+    path, its validated params and the database path (the default database is built when
+    the params need it and it is missing). Light: no NumPy or pandas in this process."""
     path = Path(params_path)
     if not path.is_absolute() and not path.exists():
         path = config.project_root() / path
@@ -67,4 +83,4 @@ def open_context(params_path: str | Path, database: str | Path | None = None) ->
 
         if is_default(db_path):
             ensure_default_database(db_path)
-    return RunContext(params_path=path, params=params, database=db_path)
+    return path, params, db_path

@@ -20,7 +20,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
@@ -37,6 +36,8 @@ from evaluation import config
 from evaluation.errors import InputError
 
 _MONTH = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+#: Whole years that pandas timestamps (nanoseconds since 1970) can hold.
+_TIMESTAMP_YEARS = (1678, 2261)
 
 
 def _as_month_start(value: Any) -> str:
@@ -46,10 +47,12 @@ def _as_month_start(value: Any) -> str:
     if not isinstance(value, str) or not _MONTH.match(value):
         raise ValueError("expected a date like 2021-06 or 2021-06-01")
     try:
-        ts = pd.Timestamp(value if len(value) > 7 else value + "-01")
+        day = date.fromisoformat(value if len(value) > 7 else value + "-01")
     except ValueError as err:
         raise ValueError(f"not a real date: {value}") from err
-    return ts.strftime("%Y-%m-01")
+    if not _TIMESTAMP_YEARS[0] <= day.year <= _TIMESTAMP_YEARS[1]:
+        raise ValueError(f"not a real date: {value}")  # outside what pandas can hold
+    return day.strftime("%Y-%m-01")
 
 
 Month = Annotated[str, Field(description="a month: YYYY-MM or YYYY-MM-DD")]

@@ -34,22 +34,25 @@ import fcntl
 import os
 import re
 import shutil
+import sys
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from evaluation import config, kernels, workflows
-from evaluation.context import open_context
 from evaluation.errors import InputError, RelayedInputError, RunError
-from evaluation.results import read_results
 
 if TYPE_CHECKING:  # api imports the whole stack; the runner's process does not need it
     from evaluation import api
+
+# pandas, pydantic and Papermill are imported where they are used: the kernel fork server
+# (kernels.warm_up) starts first and imports in parallel with this process
 
 RUNS = ".runs"
 FAILED = ".failed"
@@ -93,6 +96,17 @@ def validate(params_path: Path, database: Path | None) -> api.Evaluation:
     return evaluation
 
 
+def prepare_process(designs: Iterable[str] | None = None) -> None:
+    """Get this process ready to run evaluations: start the kernel fork server (it imports
+    what kernels of ``designs`` need, all designs when None) and, meanwhile, import
+    Papermill and make the HTML exporter here. Called by :func:`run`, and by a batch
+    before its threads start (threads importing the same modules at once can see them
+    half-imported). Later calls cost nothing."""
+    kernels.warm_up(designs)
+    _papermill()
+    _exporter()
+
+
 def _run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -110,16 +124,56 @@ def publish(run_dir: Path, target: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+_html_lock = threading.Lock()
+_exporters: list[Any] = []
+
+
+def _exporter() -> Any:
+    """The HTML exporter, its templates compiled: made once per process.
+
+    :func:`prepare_process` makes it while the kernel fork server is still importing, so
+    the first report costs no more than the next.
+    """
+    with _html_lock:
+        if not _exporters:
+            from nbconvert import HTMLExporter
+
+            exporter = HTMLExporter(
+                exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+            )
+            exporter.template  # noqa: B018 - compiles the Jinja templates now
+            _exporters.append(exporter)
+        return _exporters[0]
+
+
 def _html(notebook: Path, out: Path) -> None:
     """A code-free HTML report of the executed notebook."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
-    )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter = _exporter()
+    with _html_lock:  # one exporter for the threads of a batch: one render at a time
+        body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     out.write_text(body, encoding="utf-8")
+
+
+def _papermill() -> Any:
+    """Papermill, imported without the IRI grammar that jsonschema compiles on import.
+
+    nbformat imports jsonschema, whose format checkers import ``rfc3987_syntax`` when it is
+    installed (Jupyter Server's event schemas pull it in): compiling its grammar takes
+    about 0.7 s, more than the rest of Papermill, on every run (python-jsonschema/
+    jsonschema#1428). Notebook validation checks no IRI formats, so the module is hidden
+    while jsonschema loads, then made importable again.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import -> ImportError
+        try:
+            import jsonschema  # noqa: F401
+        finally:
+            del sys.modules["rfc3987_syntax"]
+    import papermill
+
+    return papermill
 
 
 def _execute(
@@ -129,8 +183,7 @@ def _execute(
     database: Path | None,
     env: Mapping[str, str] | None = None,
 ) -> Path:
-    import papermill as pm
-
+    pm = _papermill()
     # env: e.g. OPENBLAS_NUM_THREADS=1 for the kernels of a parallel batch
     extra: dict[str, Any] = {"kernel_manager_class": kernels.kernel_manager_class(env)}
     executed = run_dir / f"{params_path.stem}.ipynb"
@@ -184,7 +237,7 @@ def run(
     params_path = Path(params_path).resolve()
     db = Path(database).resolve() if database else None
     params = _checked(params_path, db)
-    kernels.warm_up([params.design])  # the fork server imports what the kernel needs
+    prepare_process([params.design])
     notebook = notebook_for(params.design)
     # abspath, not resolve: the target is a symlink whose old run must not be followed
     target = (
@@ -201,6 +254,8 @@ def run(
             key="--output-dir" if output_dir else None,
         ) from None
     os.environ.setdefault("EVALUATION_HOME", str(config.project_root()))
+    from evaluation.results import read_results
+
     try:
         with _staging(runs, target.name) as run_dir:
             try:
@@ -276,10 +331,12 @@ def _checked(params_path: Path, db: Path | None) -> Any:
     """Check the params and open the data source; an unexpected exception becomes a one-line
     RunError. The data themselves are checked by the notebook, which loads them anyway: an
     error there comes back as the same one-line InputError (see :func:`run`)."""
+    from evaluation.context import check_params
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the data's warnings reach results.json instead
-            params = open_context(params_path, db).params
+            params = check_params(params_path, db)[1]
     except InputError:
         raise
     except Exception as err:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from evaluation import config
-from evaluation.data import database, policeuk, synthetic
 
 
 @contextmanager
@@ -48,6 +47,9 @@ def ensure_default_database(path: Path | None = None, seed: int = config.DEFAULT
     with _lock(path.parent / ".evaluation-build.lock"):
         if path.exists():  # another process built it while we waited
             return path
+        # imported only to build: checking that the database is there stays light
+        from evaluation.data import database, policeuk, synthetic
+
         generated = synthetic.generate(config.synthetic_dir(), seed=seed)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
         tmp.unlink(missing_ok=True)

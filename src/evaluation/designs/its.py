@@ -59,6 +59,7 @@ from typing import Any, Literal, NoReturn
 
 import numpy as np
 import pandas as pd
+import statsmodels.base.covtype  # noqa: F401 - loaded by the first GLM fit; preloaded here
 from statsmodels.discrete.discrete_model import NegativeBinomial as DiscreteNegBin
 from statsmodels.genmod import families as sm_families
 from statsmodels.genmod.generalized_linear_model import GLM

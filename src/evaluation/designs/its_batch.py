@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evaluation.designs.its import ItsSpec, _build_design
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +78,7 @@ class BatchItsResults:
         with np.errstate(invalid="ignore", divide="ignore"):
             z = b / se
         return pd.DataFrame(
-            {"estimate": b, "se": se, "z": z, "p_value": 2 * stats.norm.sf(np.abs(z))},
+            {"estimate": b, "se": se, "z": z, "p_value": 2 * dist.norm_sf(np.abs(z))},
             index=self.series,
         )
 
@@ -89,7 +89,7 @@ class BatchItsResults:
         change of slope (per period).
         """
         table = self.coefficient(term)
-        zc = stats.norm.ppf(0.5 + self.level / 2)
+        zc = dist.norm_ppf(0.5 + self.level / 2)
         b, se = table["estimate"].to_numpy(), table["se"].to_numpy()
         return pd.DataFrame(
             {

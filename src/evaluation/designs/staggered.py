@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evaluation.config import DEFAULT_LEVEL
 from evaluation.designs.did import (
@@ -39,6 +38,7 @@ from evaluation.designs.did import (
     pretrend_estimate,
 )
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.inference.cluster import MIN_TREATED_CLUSTERS_FOR_CR1, cluster_codes
 from evaluation.results import Estimate
 
@@ -90,7 +90,7 @@ class StaggeredResults:
     notes: tuple[str, ...] = ()
 
     def _crit(self) -> float:
-        return float(stats.norm.ppf(0.5 + self.level / 2))
+        return float(dist.norm_ppf(0.5 + self.level / 2))
 
     def att_gt_table(self) -> pd.DataFrame:
         """ATT(g,t) with standard errors and pointwise normal intervals."""
@@ -141,7 +141,7 @@ class StaggeredResults:
             se=agg.se,
             ci_low=agg.estimate - c * agg.se,
             ci_high=agg.estimate + c * agg.se,
-            p_value=float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else None,
+            p_value=float(2 * dist.norm_sf(abs(z))) if np.isfinite(z) else None,
             scale=self.scale,  # type: ignore[arg-type]
             method=self.method,
             label=label,
@@ -168,7 +168,7 @@ class StaggeredResults:
                     se=s,
                     ci_low=a - c * s,
                     ci_high=a + c * s,
-                    p_value=float(2 * stats.norm.sf(abs(a / s))) if s > 0 else None,
+                    p_value=float(2 * dist.norm_sf(abs(a / s))) if s > 0 else None,
                     scale=self.scale,  # type: ignore[arg-type]
                     method=self.method,
                     label=f"event time {int(e)} (periods since the start)",
@@ -287,7 +287,7 @@ class CallawaySantAnna:
             if np.linalg.matrix_rank(V, hermitian=True) == pre.size:  # V is symmetric
                 stat = float(n * att[pre] @ np.linalg.solve(V, att[pre]))
                 q = int(pre.size)
-                pval = float(stats.chi2.sf(stat, q))
+                pval = float(dist.chi2_sf(stat, q))
         elif pre.size:
             notes.append("the Wald pre-test is not computed when clustering above the unit")
         control = "never-treated" if self.control_group == "never" else "not-yet-treated"

@@ -53,10 +53,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from evaluation.config import DEFAULT_LEVEL
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.results import Estimate
 
 _SOURCE = "<data>"
@@ -756,12 +757,12 @@ class SyntheticControl:
             )
             return table, out, notes
         se = float(np.sqrt(np.mean(t**2))) * main.pre_rmspe
-        z = float(stats.norm.ppf(0.5 + self.level / 2))
+        z = float(dist.norm_ppf(0.5 + self.level / 2))
         out.update(
             se=se,
             ci_low=main.att - z * se,
             ci_high=main.att + z * se,
-            p_value=float(2 * stats.norm.sf(abs(main.att) / se)) if se > 0 else None,
+            p_value=float(2 * dist.norm_sf(abs(main.att) / se)) if se > 0 else None,
         )
         return table, out, notes
 

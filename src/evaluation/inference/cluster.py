@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from evaluation.inference import distributions as dist
 
 #: Below this many treated clusters, CR1 intervals are not used as the headline.
 MIN_TREATED_CLUSTERS_FOR_CR1 = 10
@@ -139,9 +140,9 @@ def wald_test(coef: np.ndarray, vcov: np.ndarray, df_denom: float | None = None)
         return float("nan"), float("nan"), 0
     quad = float(coef @ np.linalg.solve(np.atleast_2d(vcov), coef))
     if df_denom is None:
-        return quad, float(stats.chi2.sf(quad, q)), q
+        return quad, float(dist.chi2_sf(quad, q)), q
     f = quad / q
-    return f, float(stats.f.sf(f, q, df_denom)), q
+    return f, float(dist.f_sf(f, q, df_denom)), q
 
 
 def choose_inference(n_treated_clusters: int, requested: str = "auto") -> tuple[str, str]:

@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+
+from evaluation.inference import distributions as dist
 
 
 def newey_west_lags(n: int) -> int:
@@ -37,7 +38,7 @@ def newey_west_lags(n: int) -> int:
 
 def z_value(level: float) -> float:
     """Two-sided normal critical value for a confidence ``level`` (1.96 for 0.95)."""
-    return float(stats.norm.ppf(0.5 + level / 2.0))
+    return float(dist.norm_ppf(0.5 + level / 2.0))
 
 
 def linear_combination(
@@ -67,7 +68,7 @@ def normal_p_value(estimate: float, se: float) -> float | None:
     """Two-sided p-value of ``estimate / se`` against the standard normal, or ``None``."""
     if not (math.isfinite(estimate) and math.isfinite(se)) or se <= 0.0:
         return None
-    return float(2.0 * stats.norm.sf(abs(estimate / se)))
+    return float(2.0 * dist.norm_sf(abs(estimate / se)))
 
 
 def _clean(x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -115,7 +116,7 @@ def ljung_box(x: Sequence[float] | np.ndarray, lag: int) -> tuple[float, float] 
         return None
     k = np.arange(1, lag + 1)
     q = float(n * (n + 2) * np.sum(np.asarray(r) ** 2 / (n - k)))
-    return q, float(stats.chi2.sf(q, lag))
+    return q, float(dist.chi2_sf(q, lag))
 
 
 def durbin_watson(x: Sequence[float] | np.ndarray) -> float | None:

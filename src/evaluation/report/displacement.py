@@ -30,10 +30,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import norm
-
 from evaluation.config import DEFAULT_LEVEL
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.report.text import format_count, format_interval, format_number, format_p
 from evaluation.results import Estimate
 
@@ -250,8 +249,8 @@ def wdd(
     total, var_total = local + disp, var_local + var_disp + 2 * cov
     se = math.sqrt(var_total)
     z = total / se if se > 0 else None
-    p = 2 * norm.sf(abs(z)) if z is not None else None
-    crit = norm.ppf(0.5 + level / 2)
+    p = 2 * dist.norm_sf(abs(z)) if z is not None else None
+    crit = dist.norm_ppf(0.5 + level / 2)
     which = "common control" if common_control else "separate controls"
     est = Estimate(
         name="wdd",

@@ -49,9 +49,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from evaluation.config import MIN_PRE_PERIODS
+from evaluation.inference import distributions as dist
 from evaluation.report import text
 from evaluation.results import Estimate, EvaluationResults
 
@@ -171,7 +171,7 @@ def _lead_z(row: dict[str, Any], level: float) -> float | None:
         if lo is None or hi is None or hi <= lo or (ratio and lo <= 0):
             return None
         width = math.log(hi / lo) if ratio else hi - lo
-        se = width / (2 * stats.norm.ppf(0.5 + level / 2))
+        se = width / (2 * dist.norm_ppf(0.5 + level / 2))
     return centre / se if se > 0 else None
 
 
@@ -189,7 +189,7 @@ def _pretrend_from_table(results: EvaluationResults) -> tuple[float, str] | None
     ]
     if not zs:
         return None
-    p_min = min(2.0 * float(stats.norm.sf(abs(z))) for z in zs)
+    p_min = min(2.0 * float(dist.norm_sf(abs(z))) for z in zs)
     p = min(1.0, len(zs) * p_min)
     return p, f"Bonferroni joint test of the {len(zs)} pre-start event-study estimates"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evaluation.context import RunContext
-from evaluation.results import EvaluationResults
+if TYPE_CHECKING:  # the registry is read by light processes (the runner, the CLI)
+    from evaluation.context import RunContext
+    from evaluation.results import EvaluationResults
 
 #: design key -> module under evaluation.workflows
 REGISTRY: dict[str, str] = {

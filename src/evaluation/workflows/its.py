@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evaluation import config
 from evaluation.designs.its import ItsResults, ItsSpec, fit_its
 from evaluation.designs.its import _build_design as _design_checks
 from evaluation.errors import InputError
+from evaluation.inference import distributions as dist
 from evaluation.inference.timeseries import newey_west_lags
 from evaluation.params import ItsParams
 from evaluation.results import (
@@ -260,7 +260,7 @@ def minimum_detectable(estimates: list[Estimate], level: float) -> Estimate | No
     level_change = _find(estimates, "level_change")
     if level_change is None or level_change.scale != "rate_ratio" or not level_change.se:
         return None
-    z = stats.norm.ppf(0.5 + level / 2) + stats.norm.ppf(MDE_POWER)
+    z = dist.norm_ppf(0.5 + level / 2) + dist.norm_ppf(MDE_POWER)
     return Estimate(
         name="mde",
         estimate=float(np.exp(-z * level_change.se)),
