@@ -11,3 +11,6 @@ import os
 from evaluation.config import SINGLE_THREAD_ENV  # config imports no NumPy
 
 os.environ.update(SINGLE_THREAD_ENV)
+# The debugger ipykernel loads warns on stderr that Python's frozen modules may hide
+# breakpoints; nobody debugs a batch kernel, and the warning would reach the terminal.
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

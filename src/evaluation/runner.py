@@ -141,9 +141,27 @@ def _exporter() -> Any:
             exporter = HTMLExporter(
                 exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
             )
-            exporter.template  # noqa: B018 - compiles the Jinja templates now
+            # a first render compiles the templates and loads what rendering markdown,
+            # tables and images needs (a tenth of a second, now rather than per report)
+            exporter.from_notebook_node(_sample_notebook())
             _exporters.append(exporter)
         return _exporters[0]
+
+
+def _sample_notebook() -> Any:
+    """A notebook with the kinds of output an evaluation notebook shows."""
+    import nbformat
+
+    v4 = nbformat.v4
+    shown = {"text/markdown": "**a**", "text/html": "<table><tr><td>1</td></tr></table>"}
+    outputs = [
+        v4.new_output("display_data", data={**shown, "text/plain": "1"}),
+        v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "i"}),
+        v4.new_output("stream", name="stdout", text="1\n"),
+    ]
+    return v4.new_notebook(
+        cells=[v4.new_markdown_cell("# A\n\n*b*"), v4.new_code_cell("1", outputs=outputs)]
+    )
 
 
 def _html(notebook: Path, out: Path) -> None:
