@@ -277,6 +277,36 @@ def test_header_variants_read_the_same(con, tmp_path):
     assert con.execute("SELECT sum(n) FROM counts").fetchone()[0] == 9
 
 
+def test_cells_with_spaces_or_empty_count_as_their_tidy_twins(tmp_path):
+    """Rows are counted by their cells as read and tidied only when some cell needs it:
+    a file with padded and empty cells gives the counts of its tidy twin, row for row."""
+    tidy_rows = [
+        row(),
+        row(),
+        row(outcome="Under investigation"),
+        row(lsoa="", name="", location="No location"),
+        row(crime="Vehicle crime", force="Test Police"),
+    ]
+    padded_rows = [
+        row(month=" 2019-01"),
+        row(lsoa="E01000001 ", name=" City 001A"),
+        row(outcome=" Under investigation "),
+        row(lsoa="  ", name=" ", location="No location"),
+        row(crime=" Vehicle crime", force=" Test Police "),
+    ]
+    tables = []
+    for name, rows in (("tidy", tidy_rows), ("padded", padded_rows)):
+        connection = database.connect(":memory:")
+        policeuk.ingest([write(tmp_path / f"2019-01-test-street-{name}.csv", rows)], connection)
+        tables.append(
+            connection.execute("SELECT * EXCLUDE (file_id) FROM counts ORDER BY ALL").fetchall()
+        )
+        connection.close()
+    assert tables[0] == tables[1]
+    assert sum(r[-1] for r in tables[0]) == 5
+    assert (None, None) in {(r[1], r[2]) for r in tables[1]}  # the blank LSOA is missing
+
+
 def test_path_with_glob_characters(con, tmp_path):
     folder = tmp_path / "crime [2019] *copy*"
     folder.mkdir()
