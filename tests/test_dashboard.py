@@ -18,11 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from evaluation.dashboard import catalog, charts, live, pages, protect, publish, server
+from evaluation.dashboard import catalog, charts, live, pages, publish, server
 from evaluation.dashboard.charts import Chart
 from evaluation.dashboard.example import did_example, its_example, write_report
 from evaluation.errors import InputError
-from evaluation.report import text
+from evaluation.report import protect, text
 from evaluation.results import Series
 
 

@@ -157,3 +157,29 @@ def test_bad_input():
         dc.suppress(good, "missing", row="area", col="month")
     with pytest.raises(InputError):
         dc.is_safe(HAND, HAND.iloc[:2].astype(bool))
+
+
+def test_report_figure_never_draws_a_count_of_1_to_4() -> None:
+    """The observed-vs-counterfactual PNG (in the emailed HTML report) gets the dashboards'
+    disclosure control, and says how many months it hides."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from evaluation.dashboard.example import its_example
+    from evaluation.report.figures import observed_vs_counterfactual_figure
+
+    results = its_example(mean=4.0, synthetic=False)
+    raw = [v for v in results.series["primary"].observed if v is not None]
+    assert any(1 <= v <= 4 for v in raw)  # the test can fail
+    fig = observed_vs_counterfactual_figure(results, "primary")
+    try:
+        observed = next(line for line in fig.axes[0].lines if line.get_label() == "Observed")
+        drawn = [float(v) for v in observed.get_ydata() if not math.isnan(float(v))]
+        assert drawn and not any(1 <= v <= 4 for v in drawn)
+        hidden = len(raw) - len(drawn)
+        assert hidden >= sum(1 <= v <= 4 for v in raw)  # primary, plus any secondary
+        notes = [t.get_text() for t in fig.texts]
+        assert f"{hidden} month(s) not shown: counts of 1 to 4" in " ".join(notes)
+    finally:
+        plt.close(fig)

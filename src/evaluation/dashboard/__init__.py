@@ -2,7 +2,7 @@
 
 The dashboards never refit a model or read raw records. Everything a viewer sees is built
 from the results contract (:mod:`evaluation.results`) by :mod:`evaluation.dashboard.pages`,
-after disclosure control (:mod:`evaluation.dashboard.protect`):
+after disclosure control (:mod:`evaluation.report.protect`):
 
 - :mod:`~evaluation.dashboard.catalog` finds the published reports and accepts an
   evaluation name only when it is one of them (query strings are untrusted);

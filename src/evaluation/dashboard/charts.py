@@ -6,7 +6,7 @@ time, while the specification sent to the browser is the same. The tests check e
 specification against plotly's schema by building a figure from it.
 
 Every chart is drawn from results only, and observed counts only from a
-disclosure-controlled copy (:mod:`evaluation.dashboard.protect`). On the page a chart is
+disclosure-controlled copy (:mod:`evaluation.report.protect`). On the page a chart is
 a sized placeholder and its JSON; :data:`PLOT_LOADER` draws it after the text has been
 painted, so a reader sees the headline first.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from evaluation import config
-from evaluation.dashboard.protect import Protected
+from evaluation.report.protect import Protected
 from evaluation.results import Estimate, EvaluationResults, Series
 
 #: Colours of :mod:`evaluation.report.figures` (not imported: it loads matplotlib, which a

@@ -5,7 +5,7 @@ charts (:class:`~evaluation.dashboard.charts.Chart`). :mod:`evaluation.dashboard
 displays the parts in a Voila page; :mod:`evaluation.dashboard.publish` writes them as one
 static HTML file. Nothing here
 refits a model or reads raw records, and every observed count passes through
-:func:`evaluation.dashboard.protect.protect` before it is drawn. Every value taken from a
+:func:`evaluation.report.protect.protect` before it is drawn. Every value taken from a
 results file is HTML-escaped.
 """
 
@@ -27,9 +27,9 @@ from evaluation.dashboard.charts import (
     overlaps_covid,
     trend_chart,
 )
-from evaluation.dashboard.protect import Protected, protect, safe_count
 from evaluation.dashboard.style import BADGE_COLOURS, NOT_RATED
 from evaluation.report import text
+from evaluation.report.protect import Protected, protect, safe_count
 from evaluation.results import Estimate, EvaluationResults
 
 Part = str | Chart

@@ -6,6 +6,7 @@ interactively with plotly from the same fields.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -15,8 +16,11 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 import plotly.graph_objects as go
+from matplotlib.figure import Figure
 
 from evaluation.config import WELSH_COVID_LOCKDOWNS
+from evaluation.report.disclosure import SENSITIVE_THRESHOLD_HIGH, THRESHOLD_HIGH
+from evaluation.report.protect import is_sensitive, protect_series
 from evaluation.results import EvaluationResults, Series
 
 OBSERVED = "#1b1b1b"
@@ -24,6 +28,15 @@ FITTED = "#1f77b4"
 COUNTERFACTUAL = "#d62728"
 COVID = "#bbbbbb"
 SYNTHETIC_NOTE = "SYNTHETIC DATA - demonstration only, not real crime records"
+
+
+#: Characters per title line: a 9-inch figure's width at 11 points.
+TITLE_WIDTH = 95
+
+
+def title_text(text: str) -> str:
+    """A figure title broken into lines that fit the figure (long titles were cut off)."""
+    return textwrap.fill(text, TITLE_WIDTH)
 
 
 def _x(series: Series) -> list[pd.Timestamp] | list[int]:
@@ -53,8 +66,21 @@ def _post_only(
 def observed_vs_counterfactual_png(
     results: EvaluationResults, key: str, path: Path, *, dpi: int = 110
 ) -> Path:
-    """Observed counts, the fitted model and the counterfactual with its interval."""
-    series = results.series[key]
+    """:func:`observed_vs_counterfactual_figure` as a PNG at ``path``."""
+    fig = observed_vs_counterfactual_figure(results, key)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def observed_vs_counterfactual_figure(results: EvaluationResults, key: str) -> Figure:
+    """Observed counts, the fitted model and the counterfactual with its interval.
+
+    The observed (and comparison) counts go through the dashboards' disclosure control
+    (:func:`evaluation.report.protect.protect_series`): the figure is in the HTML report,
+    which is emailed as readily as a dashboard.
+    """
+    series, hidden = protect_series(results.series[key], sensitive=is_sensitive(results))
     x = _x(series)
     fig, ax = plt.subplots(figsize=(9, 4.2))
     calendar = isinstance(x[0], pd.Timestamp)
@@ -99,15 +125,15 @@ def observed_vs_counterfactual_png(
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.set_ylabel(series.unit)
-    ax.set_title(f"{results.title}: {series.label}", loc="left", fontsize=11)
+    ax.set_title(title_text(f"{results.title}: {series.label}"), loc="left", fontsize=11)
     if results.synthetic:
         fig.text(0.99, 0.01, SYNTHETIC_NOTE, ha="right", va="bottom", fontsize=8, color="#b00020")
+    if hidden:
+        fig.text(0.01, 0.01, _hidden_note(hidden, results), ha="left", va="bottom", fontsize=8)
     ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def event_study_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -> Path | None:
@@ -131,7 +157,7 @@ def event_study_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -
     step = str(table["unit"].iloc[0]) if "unit" in table else "month"
     ax.set_xlabel(f"{step}s relative to the start (reference: -1)")
     ax.set_ylabel("effect" + (" (rate ratio)" if table["scale"].iloc[0] == "rate_ratio" else ""))
-    ax.set_title(f"{results.title}: event study", loc="left", fontsize=11)
+    ax.set_title(title_text(f"{results.title}: event study"), loc="left", fontsize=11)
     if results.synthetic:
         fig.text(0.99, 0.01, SYNTHETIC_NOTE, ha="right", va="bottom", fontsize=8, color="#b00020")
     ax.spines[["top", "right"]].set_visible(False)
@@ -139,6 +165,11 @@ def event_study_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def _hidden_note(hidden: int, results: EvaluationResults) -> str:
+    top = SENSITIVE_THRESHOLD_HIGH if is_sensitive(results) else THRESHOLD_HIGH
+    return f"{hidden} month(s) not shown: counts of 1 to {top} and those that would reveal them"
 
 
 def write_figures(results: EvaluationResults, directory: Path) -> list[str]:

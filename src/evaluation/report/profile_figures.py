@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from evaluation.config import WELSH_COVID_LOCKDOWNS
-from evaluation.report.figures import COVID, OBSERVED, SYNTHETIC_NOTE
+from evaluation.report.figures import COVID, OBSERVED, SYNTHETIC_NOTE, title_text
 from evaluation.results import EvaluationResults
 
 YEAR_COLOURS = ("#9ecae1", "#1f77b4")  # year 1 light, year 2 dark
@@ -116,7 +116,9 @@ def monthly_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -> Pa
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.set_ylabel("crimes per month")
-    ax.set_title(f"{results.title}: {results.outcome.label} by month", loc="left", fontsize=11)
+    ax.set_title(
+        title_text(f"{results.title}: {results.outcome.label} by month"), loc="left", fontsize=11
+    )
     ax.legend(loc="lower left", fontsize=8, frameon=False, ncol=3)
     ax.spines[["top", "right"]].set_visible(False)
     return _finish(fig, results, path, dpi)
@@ -182,7 +184,7 @@ def crime_types_png(results: EvaluationResults, path: Path, *, dpi: int = 110) -
     ax.barh([i + 0.2 for i in y], table["year_1"], height=0.4, color=YEAR_COLOURS[0], label=l1)
     ax.barh([i - 0.2 for i in y], table["year_2"], height=0.4, color=YEAR_COLOURS[1], label=l2)
     ax.set_yticks(list(y), table["crime_type"])
-    ax.set_title(f"{results.title}: records by crime type", loc="left", fontsize=11)
+    ax.set_title(title_text(f"{results.title}: records by crime type"), loc="left", fontsize=11)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
     return _finish(fig, results, path, dpi)

@@ -1,4 +1,4 @@
-"""Disclosure control on everything a dashboard shows.
+"""Disclosure control on everything a dashboard or a report figure shows.
 
 The observed monthly counts in a figure are area-month counts: months with 1 to 4 crimes
 (1 to 9 for sensitive crime types) are hidden, and so are further months of the same series
