@@ -1011,17 +1011,17 @@ class _PanelArrays:
 
 
 def _panel_arrays(
-    data: pd.DataFrame,
-    *,
-    outcome: str,
-    treat: str,
-    unit: str,
-    period: str,
-    covariates: Sequence[str],
-    weights: str | None,
-    cluster: str | None,
+    data: pd.DataFrame, spec: TwoWayFE | PoissonFE | EventStudy, treat: str | None = None
 ) -> _PanelArrays:
-    """Index the panel and read its columns in unit-period order."""
+    """Index the panel and read its columns in unit-period order.
+
+    ``spec`` is a design (:class:`TwoWayFE`, :class:`PoissonFE`, :class:`EventStudy`): its
+    ``outcome``, ``unit``, ``period``, ``covariates``, ``weights`` and ``cluster`` name the
+    columns; ``treat`` overrides its treatment column.
+    """
+    outcome, unit, period = spec.outcome, spec.unit, spec.period
+    covariates, weights, cluster = spec.covariates, spec.weights, spec.cluster
+    treat = spec.treat if treat is None else treat
     _require_columns(data, [outcome, treat, unit, period, weights, cluster, *covariates])
     panel, order = index_panel(data, unit, period)
     y = _numeric(data, outcome, order)
@@ -1089,36 +1089,11 @@ def _select_rows(
 
 
 def _panel_data(
-    data: pd.DataFrame,
-    *,
-    outcome: str,
-    treat: str,
-    unit: str,
-    period: str,
-    covariates: Sequence[str],
-    weights: str | None,
-    cluster: str | None,
-    singletons: bool = True,
-    keep: np.ndarray | None = None,
-    drop_zero_groups: bool = False,
+    data: pd.DataFrame, spec: TwoWayFE | PoissonFE | EventStudy, *, drop_zero_groups: bool = False
 ) -> _PanelData:
-    """Validated panel arrays in unit-period order, after the requested row drops."""
-    arrays = _panel_arrays(
-        data,
-        outcome=outcome,
-        treat=treat,
-        unit=unit,
-        period=period,
-        covariates=covariates,
-        weights=weights,
-        cluster=cluster,
-    )
-    return _select_rows(
-        arrays,
-        singletons=singletons,
-        keep=None if keep is None else _take(keep, arrays.order),
-        drop_zero_groups=drop_zero_groups,
-    )[0]
+    """Validated panel arrays of ``spec``'s columns in unit-period order, singletons (and,
+    with ``drop_zero_groups``, units and periods without events) dropped."""
+    return _select_rows(_panel_arrays(data, spec), drop_zero_groups=drop_zero_groups)[0]
 
 
 @dataclass(frozen=True)
@@ -1161,16 +1136,7 @@ class TwoWayFE:
     def fit(self, data: pd.DataFrame) -> DiDResults:
         """Estimate the effect on ``data`` (long format, one row per unit and period)."""
         check_linear_scale(self.scale)
-        pdat = _panel_data(
-            data,
-            outcome=self.outcome,
-            treat=self.treat,
-            unit=self.unit,
-            period=self.period,
-            covariates=self.covariates,
-            weights=self.weights,
-            cluster=self.cluster,
-        )
+        pdat = _panel_data(data, self)
         p = pdat.panel
         n_treated = _treated_clusters(pdat.D, pdat.codes, pdat.n_clusters)
         method, reason = _select_inference(
@@ -1341,17 +1307,7 @@ class PoissonFE:
 
     def fit(self, data: pd.DataFrame) -> DiDResults:
         """Estimate the rate ratio on ``data`` (long format, counts in ``outcome``)."""
-        pdat = _panel_data(
-            data,
-            outcome=self.outcome,
-            treat=self.treat,
-            unit=self.unit,
-            period=self.period,
-            covariates=self.covariates,
-            weights=self.weights,
-            cluster=self.cluster,
-            drop_zero_groups=True,
-        )
+        pdat = _panel_data(data, self, drop_zero_groups=True)
         if (pdat.y < 0).any():
             raise InputError(_SOURCE, "Poisson outcomes must be non-negative", key=self.outcome)
         notes = pdat.notes
@@ -1736,16 +1692,7 @@ class EventStudy:
             frame = data.assign(_es_zero_=0.0)
             treat_col = "_es_zero_"
         # Index the panel once; timing comes from all rows, the fit from the kept ones.
-        arrays = _panel_arrays(
-            frame,
-            outcome=self.outcome,
-            treat=treat_col,
-            unit=self.unit,
-            period=self.period,
-            covariates=self.covariates,
-            weights=self.weights,
-            cluster=self.cluster,
-        )
+        arrays = _panel_arrays(frame, self, treat=treat_col)
         pdat, _ = _select_rows(arrays, singletons=False)
         pos, notes = _event_positions(pdat, frame, self)
         p = pdat.panel
