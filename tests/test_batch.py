@@ -221,26 +221,12 @@ def test_run_all_on_a_local_dask_cluster(params_dir: Path, tmp_path: Path) -> No
     assert not (tmp_path / "broken").exists()
 
 
-def test_kernel_environment_reaches_the_kernel(tmp_path: Path) -> None:
-    import nbformat
-    import papermill as pm
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import os\nthreads = os.environ.get('OPENBLAS_NUM_THREADS')\nthreads"
-        )
-    ]
-    src, out = tmp_path / "env.ipynb", tmp_path / "env.out.ipynb"
-    nbformat.write(nb, src)
-    pm.execute_notebook(
-        str(src),
-        str(out),
-        kernel_name="python3",
-        progress_bar=False,
-        kernel_manager_class=kernels.kernel_manager_class({"OPENBLAS_NUM_THREADS": "1"}),
+def test_kernel_environment_reaches_the_kernel(run_notebook) -> None:
+    (shown,) = run_notebook(
+        "env",
+        "import os\nthreads = os.environ.get('OPENBLAS_NUM_THREADS')\nthreads",
+        env={"OPENBLAS_NUM_THREADS": "1"},
     )
-    shown = nbformat.read(out, as_version=4).cells[0].outputs[0]["data"]["text/plain"]
     assert shown == "'1'"
     assert os.environ.get("OPENBLAS_NUM_THREADS") != "1"  # the parent process is left alone
 

@@ -11,8 +11,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -440,14 +438,9 @@ def test_a_page_that_cannot_be_built_shows_no_details(reports: Path) -> None:
     assert "KeyError" not in page.html and "no_such_estimate" not in page.html
 
 
-def test_dashboard_kernels_do_not_load_matplotlib_or_plotly() -> None:
+def test_dashboard_kernels_do_not_load_matplotlib_or_plotly(modules_loaded) -> None:
     # a preheated kernel imports this module: keep it light so pools refill fast
-    code = (
-        "import sys, evaluation.dashboard.live; "
-        "print(sorted(m for m in ('matplotlib', 'plotly') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded("import evaluation.dashboard.live", ["matplotlib", "plotly"]) == []
 
 
 def test_tables_are_shown_with_small_counts_hidden() -> None:

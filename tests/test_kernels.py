@@ -9,42 +9,26 @@ import textwrap
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from evaluation import kernels
 
-
-def _run_notebook(tmp_path: Path, name: str, *sources: str) -> list[str]:
-    """Execute a notebook of ``sources`` with the project's kernel manager; the text outputs."""
-    import papermill as pm
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    src, out = tmp_path / f"{name}.ipynb", tmp_path / f"{name}.out.ipynb"
-    nbformat.write(nb, src)
-    pm.execute_notebook(
-        str(src),
-        str(out),
-        kernel_name="python3",
-        progress_bar=False,
-        kernel_manager_class=kernels.kernel_manager_class({"EVALUATION_TEST_MARK": name}),
-    )
-    cells = nbformat.read(out, as_version=4).cells
-    return [c.outputs[0]["data"]["text/plain"] for c in cells if c.outputs]
-
-
-def test_kernels_are_forked_warm_and_fresh(tmp_path: Path) -> None:
+def test_kernels_are_forked_warm_and_fresh(run_notebook) -> None:
     probe = (
         "import os, sys\n"
         "(os.getppid(), 'evaluation.api' in sys.modules, os.environ['EVALUATION_TEST_MARK'],"
         " os.environ['OPENBLAS_NUM_THREADS'])"
     )
-    first = _run_notebook(
-        tmp_path, "first", probe, "import evaluation.config as c\nc.LEFT_BEHIND = 1\n1"
+    first = run_notebook(
+        "first",
+        probe,
+        "import evaluation.config as c\nc.LEFT_BEHIND = 1\n1",
+        env={"EVALUATION_TEST_MARK": "first"},
     )
-    second = _run_notebook(
-        tmp_path, "second", probe, "import evaluation.config as c\nhasattr(c, 'LEFT_BEHIND')"
+    second = run_notebook(
+        "second",
+        probe,
+        "import evaluation.config as c\nhasattr(c, 'LEFT_BEHIND')",
+        env={"EVALUATION_TEST_MARK": "second"},
     )
     parent_1, warm_1, mark_1, blas_1 = eval(first[0])  # noqa: S307 - our own repr
     parent_2, warm_2, mark_2, _ = eval(second[0])  # noqa: S307
@@ -106,21 +90,17 @@ def test_a_script_without_main_guard_runs_once_and_its_kernel_dies_with_it(
     assert not _alive(kernel), "the kernel outlived the process that started it"
 
 
-def test_the_runner_process_imports_no_data_stack() -> None:
+def test_the_runner_process_imports_no_data_stack(modules_loaded) -> None:
     """The runner and batch processes check params and drive Papermill; pandas, SciPy and
     matplotlib belong in the kernels (imported once, by the fork server, in parallel)."""
     code = (
-        "import sys\n"
         "import evaluation.runner, evaluation.batch, evaluation.cli, evaluation.context\n"
         "import evaluation.data.default\n"
         "from evaluation import runner\n"
         "runner._papermill()\n"
-        "heavy = sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'statsmodels', 'duckdb')"
-        " if m in sys.modules)\n"
         "import importlib.util\n"
         "if importlib.util.find_spec('rfc3987_syntax'):\n"
         "    import rfc3987_syntax  # hidden from jsonschema only while it loaded\n"
-        "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = ("pandas", "scipy", "matplotlib", "statsmodels", "duckdb")
+    assert modules_loaded(code, heavy) == []
